@@ -1,0 +1,49 @@
+"""The `keepa-deals` command: one click group, one subcommand per operator task."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from keepa_deals import __version__
+from keepa_deals.config import Settings, env_example
+from keepa_deals.errors import ConfigError
+from keepa_deals.redact import install_log_redaction
+from keepa_deals.simulator.cli import simulator_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="keepa-deals")
+def main() -> None:
+    """Harvest Keepa deals into SQLite under one shared token budget."""
+    install_log_redaction()
+
+
+@main.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--example", is_flag=True, help="Print the documented .env.example instead.")
+def config_command(as_json: bool, example: bool) -> None:
+    """Check the settings (from .env and the environment) and print them, key masked."""
+    if example:
+        click.echo(env_example(), nl=False)
+        return
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    shown = settings.masked()
+    if as_json:
+        click.echo(json.dumps(shown, indent=2, sort_keys=True))
+        return
+    for name, value in shown.items():
+        click.echo(f"{name}={value}")
+
+
+main.add_command(simulator_command)
+
+
+if __name__ == "__main__":
+    main(prog_name="keepa-deals")

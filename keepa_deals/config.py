@@ -1,0 +1,476 @@
+"""One typed settings object, read once from `.env` and the environment, validated.
+
+Every variable is declared once in `VARIABLES` (name, field, parser, default, help);
+`.env.example`, `Settings.from_env` and `simulate --set NAME=VALUE` all use that table.
+A bad value raises ConfigError naming the variable, the value and what is allowed.
+Settings that would make a wait impossible (story 1) are refused here, at start-up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+
+from keepa_deals.errors import ConfigError
+
+KEEPA_DOMAINS = (1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12)
+TOKEN_CLASSES = ("upsert", "backfill")
+DEFAULT_DEAL_QUERY = Path(__file__).parent / "data" / "deal_query.json"
+
+
+@dataclass(frozen=True)
+class Var:
+    """One environment variable and the Settings field it fills."""
+
+    name: str
+    attr: str
+    parse: Callable[[str, str], Any]
+    default: str
+    help: str
+
+
+def _int(lo: int | None = None, hi: int | None = None) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(name, raw, "must be a whole number") from None
+        if lo is not None and value < lo:
+            raise ConfigError(name, raw, f"must be at least {lo}")
+        if hi is not None and value > hi:
+            raise ConfigError(name, raw, f"must be at most {hi}")
+        return value
+
+    return parse
+
+
+def _float(lo: float | None = None, hi: float | None = None) -> Callable[[str, str], float]:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ConfigError(name, raw, "must be a number") from None
+        if not math.isfinite(value):
+            raise ConfigError(name, raw, "must be a finite number")
+        if lo is not None and value < lo:
+            raise ConfigError(name, raw, f"must be at least {lo}")
+        if hi is not None and value > hi:
+            raise ConfigError(name, raw, f"must be at most {hi}")
+        return value
+
+    return parse
+
+
+def _str(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_key(name: str, raw: str) -> str | None:
+    key = raw.strip()
+    if not key:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9]{16,128}", key):
+        # Never echo a key back, even a malformed one.
+        raise ConfigError(name, "<hidden>", "must be 16-128 letters and digits, as Keepa issues")
+    return key
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.hostname:
+            shown = mask_url_password(value)
+            raise ConfigError(name, shown, f"must be a URL starting with {' or '.join(schemes)}://")
+        return value
+
+    return parse
+
+
+def _domain(name: str, raw: str) -> int:
+    value = _int()(name, raw)
+    if value not in KEEPA_DOMAINS:
+        raise ConfigError(name, raw, f"must be one of Keepa's domain ids {KEEPA_DOMAINS}")
+    return value
+
+
+def _prefix(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise ConfigError(name, raw, "must be 1-64 characters from A-Z a-z 0-9 _ . : -")
+    return value
+
+
+def _classes(name: str, raw: str) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in raw.split(",") if part.strip())
+    unknown = [item for item in items if item not in TOKEN_CLASSES]
+    if unknown:
+        raise ConfigError(name, raw, f"must be a comma list of {', '.join(TOKEN_CLASSES)}")
+    return items
+
+
+def _path(name: str, raw: str) -> Path:
+    if not raw.strip():
+        raise ConfigError(name, raw, "must be a file path")
+    return Path(raw.strip()).expanduser()
+
+
+def _query_path(name: str, raw: str) -> Path:
+    # Empty means the packaged default selection.
+    return _path(name, raw) if raw.strip() else DEFAULT_DEAL_QUERY
+
+
+VARIABLES: tuple[Var, ...] = (
+    # --- Keepa ---
+    Var(
+        "KEEPA_API_KEY",
+        "keepa_api_key",
+        _optional_key,
+        "",
+        "Keepa API key. Empty: `make run` uses the built-in simulator.",
+    ),
+    Var(
+        "KEEPA_API_URL",
+        "keepa_api_url",
+        _url(("http", "https")),
+        "https://api.keepa.com",
+        "Keepa's base URL (the simulator's when testing).",
+    ),
+    Var(
+        "KEEPA_DOMAIN",
+        "keepa_domain",
+        _domain,
+        "1",
+        "Amazon locale: 1 .com, 2 .co.uk, 3 .de, 4 .fr, 5 .co.jp, 6 .ca, 8 .it, 9 .es, ...",
+    ),
+    Var(
+        "KEEPA_CONNECT_TIMEOUT_S",
+        "keepa_connect_timeout_s",
+        _float(0.1, 60),
+        "5",
+        "Seconds to wait for a connection to Keepa.",
+    ),
+    Var(
+        "KEEPA_READ_TIMEOUT_S",
+        "keepa_read_timeout_s",
+        _float(1, 300),
+        "40",
+        "Seconds to wait for Keepa's answer (offer requests take up to 20 s).",
+    ),
+    Var(
+        "KEEPA_MAX_RETRIES",
+        "keepa_max_retries",
+        _int(0, 10),
+        "3",
+        "Retries of a 5xx answer, with jittered exponential backoff.",
+    ),
+    # --- storage ---
+    Var(
+        "REDIS_URL",
+        "redis_url",
+        _url(("redis", "rediss", "unix")),
+        "redis://127.0.0.1:6379/0",
+        "Redis for the token budget, locks and Celery's broker.",
+    ),
+    Var(
+        "KEEPA_REDIS_PREFIX",
+        "redis_prefix",
+        _prefix,
+        "keepa:",
+        "Prefix of every Redis key keepa-deals writes.",
+    ),
+    Var("DEALS_DB_PATH", "deals_db_path", _path, "var/deals.db", "The SQLite deals database."),
+    Var(
+        "DEAL_QUERY_PATH",
+        "deal_query_path",
+        _query_path,
+        "",
+        "JSON file with the /deal selection (default: used books, newest first).",
+    ),
+    # --- token budget ---
+    Var(
+        "KEEPA_PLAN_RATE",
+        "plan_rate",
+        _int(1, 100_000),
+        "5",
+        "Refill rate (tokens/min) of the smallest plan this deployment must work on. "
+        "Settings are checked against its capacity (60 x rate) at start-up.",
+    ),
+    Var(
+        "TOKEN_THRESHOLD_UPSERT",
+        "threshold_upsert",
+        _int(1),
+        "30",
+        "Balance the upserter needs before it starts a call.",
+    ),
+    Var(
+        "TOKEN_THRESHOLD_BACKFILL",
+        "threshold_backfill",
+        _int(1),
+        "60",
+        "Balance the backfiller needs before it starts a call.",
+    ),
+    Var(
+        "TOKEN_MIN_SHARE_UPSERT",
+        "min_share_upsert",
+        _float(0, 1),
+        "0",
+        "Fraction of the refill the upserter is guaranteed while it keeps asking.",
+    ),
+    Var(
+        "TOKEN_MIN_SHARE_BACKFILL",
+        "min_share_backfill",
+        _float(0, 1),
+        "0.2",
+        "Fraction of the refill the backfiller is guaranteed while it keeps asking.",
+    ),
+    Var(
+        "TOKEN_DEFICIT_FLOOR",
+        "deficit_floor",
+        _int(-100_000, 0),
+        "-180",
+        "Lowest estimated balance a call may leave behind (Keepa allows a deficit).",
+    ),
+    Var(
+        "RECHARGE_LOW",
+        "recharge_low",
+        _int(-100_000),
+        "20",
+        "Below this balance the bucket enters recharge mode.",
+    ),
+    Var(
+        "RECHARGE_HIGH",
+        "recharge_high",
+        _int(1),
+        "280",
+        "Recharge ends when the balance reaches this (never above capacity).",
+    ),
+    Var(
+        "RECHARGE_TIMEOUT_S",
+        "recharge_timeout_s",
+        _int(60),
+        "3600",
+        "Recharge ends after this long even if the balance has not reached RECHARGE_HIGH.",
+    ),
+    Var(
+        "RECHARGE_GATED_CLASSES",
+        "recharge_gated_classes",
+        _classes,
+        "backfill",
+        "Comma list of classes that pause while recharging.",
+    ),
+    Var(
+        "TOKEN_SYNC_INTERVAL_S",
+        "token_sync_interval_s",
+        _int(60),
+        "1800",
+        "Ask Keepa's free /token when no Keepa answer was seen for this long.",
+    ),
+    Var(
+        "TOKEN_GRANT_TTL_S",
+        "grant_ttl_s",
+        _int(10),
+        "300",
+        "Longest a granted call may stay unsettled before its cost is left to Keepa's count.",
+    ),
+    Var(
+        "TOKEN_DEMAND_TTL_S",
+        "demand_ttl_s",
+        _int(1),
+        "300",
+        "A class that has not asked for this long no longer counts as waiting.",
+    ),
+)
+
+_BY_NAME = {var.name: var for var in VARIABLES}
+
+
+def mask_url_password(url: str) -> str:
+    """`redis://:secret@host` -> `redis://:***@host`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    keepa_api_key: str | None = field(default=None, repr=False)
+    keepa_api_url: str = "https://api.keepa.com"
+    keepa_domain: int = 1
+    keepa_connect_timeout_s: float = 5.0
+    keepa_read_timeout_s: float = 40.0
+    keepa_max_retries: int = 3
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "keepa:"
+    deals_db_path: Path = Path("var/deals.db")
+    deal_query_path: Path = DEFAULT_DEAL_QUERY
+    plan_rate: int = 5
+    threshold_upsert: int = 30
+    threshold_backfill: int = 60
+    min_share_upsert: float = 0.0
+    min_share_backfill: float = 0.2
+    deficit_floor: int = -180
+    recharge_low: int = 20
+    recharge_high: int = 280
+    recharge_timeout_s: int = 3600
+    recharge_gated_classes: tuple[str, ...] = ("backfill",)
+    token_sync_interval_s: int = 1800
+    grant_ttl_s: int = 300
+    demand_ttl_s: int = 300
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # --- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        dotenv_path: str | os.PathLike[str] | None = None,
+    ) -> Settings:
+        """`.env` first, then the process environment (which wins)."""
+        merged: dict[str, str] = {}
+        env_file = Path(dotenv_path) if dotenv_path is not None else Path(".env")
+        if env_file.is_file():
+            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        merged.update(os.environ if environ is None else environ)
+        return cls.from_mapping(merged)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str]) -> Settings:
+        kwargs = {
+            var.attr: var.parse(var.name, values.get(var.name, var.default)) for var in VARIABLES
+        }
+        return cls(**kwargs)
+
+    def with_overrides(self, overrides: Mapping[str, str]) -> Settings:
+        """Apply NAME=VALUE pairs named as in `.env.example` (simulate --set)."""
+        changes: dict[str, Any] = {}
+        for name, raw in overrides.items():
+            var = _BY_NAME.get(name)
+            if var is None:
+                raise ConfigError(name, raw, "is not a keepa-deals setting (see .env.example)")
+            changes[var.attr] = var.parse(name, raw)
+        return replace(self, **changes)
+
+    # --- derived values -----------------------------------------------------------
+
+    @property
+    def plan_capacity(self) -> int:
+        """Keepa's tokens expire after an hour, so the bucket holds 60 x rate."""
+        return 60 * self.plan_rate
+
+    def threshold(self, cls: str) -> int:
+        return int(getattr(self, f"threshold_{cls}"))
+
+    def min_share(self, cls: str) -> float:
+        return float(getattr(self, f"min_share_{cls}"))
+
+    # --- validation ---------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Refuse settings that could make some wait impossible or the policy incoherent."""
+        cap = self.plan_capacity
+        plan = f"capacity is {cap} at KEEPA_PLAN_RATE={self.plan_rate} (60 x rate)"
+        for cls in TOKEN_CLASSES:
+            name = f"TOKEN_THRESHOLD_{cls.upper()}"
+            if self.threshold(cls) > cap:
+                raise ConfigError(
+                    name,
+                    self.threshold(cls),
+                    f"a balance above capacity can never be reached; {plan}",
+                )
+        if self.threshold_upsert > self.threshold_backfill:
+            raise ConfigError(
+                "TOKEN_THRESHOLD_UPSERT",
+                self.threshold_upsert,
+                f"must not exceed TOKEN_THRESHOLD_BACKFILL={self.threshold_backfill}: "
+                "the high-priority class would wait longer than the low one (priority inversion)",
+            )
+        if self.recharge_high > cap:
+            raise ConfigError("RECHARGE_HIGH", self.recharge_high, f"must not exceed {plan}")
+        if self.recharge_low >= self.recharge_high:
+            raise ConfigError(
+                "RECHARGE_LOW",
+                self.recharge_low,
+                f"must be below RECHARGE_HIGH={self.recharge_high}",
+            )
+        if self.recharge_low <= self.deficit_floor:
+            raise ConfigError(
+                "RECHARGE_LOW",
+                self.recharge_low,
+                f"must be above TOKEN_DEFICIT_FLOOR={self.deficit_floor}",
+            )
+        shares = self.min_share_upsert + self.min_share_backfill
+        if shares > 1.0:
+            raise ConfigError(
+                "TOKEN_MIN_SHARE_BACKFILL",
+                self.min_share_backfill,
+                f"shares add up to {shares:g}; the refill can't be promised twice "
+                "(TOKEN_MIN_SHARE_UPSERT + TOKEN_MIN_SHARE_BACKFILL <= 1)",
+            )
+        worst_call_s = self.keepa_connect_timeout_s + self.keepa_read_timeout_s
+        if self.grant_ttl_s < worst_call_s:
+            raise ConfigError(
+                "TOKEN_GRANT_TTL_S",
+                self.grant_ttl_s,
+                f"must cover one call's timeouts ({worst_call_s:g} s)",
+            )
+
+    # --- presentation -------------------------------------------------------------
+
+    def masked(self) -> dict[str, str]:
+        """Every variable as it would be written in .env, with secrets hidden."""
+        out: dict[str, str] = {}
+        for var in VARIABLES:
+            value = getattr(self, var.attr)
+            if var.attr == "keepa_api_key":
+                out[var.name] = mask_key(value)
+            elif var.attr == "redis_url":
+                out[var.name] = mask_url_password(value)
+            elif isinstance(value, tuple):
+                out[var.name] = ",".join(value)
+            else:
+                out[var.name] = str(value)
+        return out
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f.name}={self._shown(f.name)!r}" for f in fields(self))
+        return f"Settings({inner})"
+
+    __str__ = __repr__
+
+    def _shown(self, attr: str) -> object:
+        value = getattr(self, attr)
+        if attr == "keepa_api_key":
+            return mask_key(value)
+        if attr == "redis_url":
+            return mask_url_password(value)
+        return value
+
+
+def mask_key(key: str | None) -> str:
+    if not key:
+        return "<none>"
+    return f"<hidden:{len(key)} chars>"
+
+
+def env_example() -> str:
+    """The text of `.env.example`, one documented variable per line."""
+    lines = ["# keepa-deals settings. Copy to .env and edit. Every variable is optional."]
+    for var in VARIABLES:
+        lines.append(f"# {var.help}")
+        lines.append(f"{var.name}={var.default}")
+    return "\n".join(lines) + "\n"

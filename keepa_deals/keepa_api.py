@@ -1,0 +1,378 @@
+"""The Keepa HTTP client: one keep-alive session, typed errors, never a silent None.
+
+Every reply carries its TokenEnvelope so the TokenManager can settle the grant with
+what Keepa really charged. Every error is one of the types in `errors.py`; a 429 is
+`NotEnoughTokens`, never an empty page (story 17). The key travels in the query string,
+so every message that could quote a URL goes through `redact`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import requests
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+from keepa_deals.config import KEEPA_DOMAINS
+from keepa_deals.deal_query import validate_selection
+from keepa_deals.envelope import TokenEnvelope
+from keepa_deals.errors import (
+    BadRequest,
+    InvalidKey,
+    KeepaConnectionError,
+    KeepaError,
+    KeepaTimeout,
+    MalformedResponse,
+    NotEnoughTokens,
+    PaymentRequired,
+    ServerError,
+)
+from keepa_deals.redact import install_log_redaction, redact, register_secret
+
+if TYPE_CHECKING:
+    from keepa_deals.config import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_ASINS_PER_REQUEST = 100
+DEAL_PAGE_SIZE = 150
+USER_AGENT = "keepa-deals/0.1"
+
+
+@dataclass(frozen=True)
+class KeepaReply:
+    endpoint: str
+    envelope: TokenEnvelope
+    body: dict[str, Any] = field(repr=False)
+    sent_at_s: float  # local time the request left, for ordering against grants
+
+
+@dataclass(frozen=True)
+class DealPage(KeepaReply):
+    deals: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class ProductReply(KeepaReply):
+    products: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+class KeepaClient:
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = "https://api.keepa.com",
+        *,
+        domain: int = 1,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 40.0,
+        max_retries: int = 3,
+        backoff_base_s: float = 0.5,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not api_key:
+            raise InvalidKey("no Keepa API key was given: set KEEPA_API_KEY in .env")
+        if domain not in KEEPA_DOMAINS:
+            raise BadRequest(f"domain {domain} is not a Keepa domain id {KEEPA_DOMAINS}")
+        register_secret(api_key)
+        install_log_redaction()
+        self._key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.domain = domain
+        self.timeout = (connect_timeout_s, read_timeout_s)
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.session = session or requests.Session()
+        self.session.headers.update({"Accept-Encoding": "gzip", "User-Agent": USER_AGENT})
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, session: requests.Session | None = None, **kwargs: Any
+    ) -> KeepaClient:
+        return cls(
+            settings.keepa_api_key or "",
+            settings.keepa_api_url,
+            domain=settings.keepa_domain,
+            connect_timeout_s=settings.keepa_connect_timeout_s,
+            read_timeout_s=settings.keepa_read_timeout_s,
+            max_retries=settings.keepa_max_retries,
+            session=session,
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return f"KeepaClient(base_url={self.base_url!r}, domain={self.domain})"
+
+    # --- endpoints ------------------------------------------------------------------
+
+    def token(self) -> KeepaReply:
+        """Free: only the token fields. Keepa asks clients not to poll it."""
+        return self._request("token", {})
+
+    def deals(self, selection: Mapping[str, Any]) -> DealPage:
+        """One page of the deal query. Costs 5 tokens."""
+        checked = validate_selection(selection)
+        checked.setdefault("domainId", self.domain)
+        reply = self._request("deal", {}, json_body=checked)
+        container = reply.body.get("deals")
+        if container is None:
+            # A 200 without `deals` is not "no deals": it is a reply we do not understand.
+            raise MalformedResponse(
+                "/deal reply has no 'deals' object",
+                endpoint="deal",
+                status=200,
+                envelope=reply.envelope,
+            )
+        if not isinstance(container, dict):
+            raise MalformedResponse(
+                "/deal 'deals' is not an object",
+                endpoint="deal",
+                status=200,
+                envelope=reply.envelope,
+            )
+        raw = container.get("dr") or []
+        if not isinstance(raw, list):
+            raise MalformedResponse(
+                "/deal 'dr' is not a list", endpoint="deal", status=200, envelope=reply.envelope
+            )
+        deals = [d for d in raw if isinstance(d, dict) and isinstance(d.get("asin"), str)]
+        return DealPage(reply.endpoint, reply.envelope, reply.body, reply.sent_at_s, deals)
+
+    def products(
+        self,
+        asins: Iterable[str],
+        *,
+        stats: int | None = None,
+        history: bool = True,
+        days: int | None = None,
+        offers: int | None = None,
+        update: int | None = None,
+        only_live_offers: bool = False,
+        rating: bool = False,
+        buybox: bool = False,
+        stock: bool = False,
+    ) -> ProductReply:
+        """Up to 100 products. Cost depends on the result: read `envelope.tokens_consumed`."""
+        asin_list = [a.strip().upper() for a in asins if a and a.strip()]
+        if not asin_list:
+            raise BadRequest("no ASINs given", endpoint="product")
+        if len(asin_list) > MAX_ASINS_PER_REQUEST:
+            raise BadRequest(
+                f"{len(asin_list)} ASINs: Keepa takes at most {MAX_ASINS_PER_REQUEST} a request",
+                endpoint="product",
+            )
+        if offers is not None and not 20 <= offers <= 100:
+            raise BadRequest(f"offers={offers}: Keepa takes 20..100", endpoint="product")
+        params: dict[str, Any] = {
+            "domain": self.domain,
+            "asin": ",".join(asin_list),
+            "history": 1 if history else 0,
+        }
+        if stats is not None:
+            params["stats"] = stats
+        if days is not None:
+            params["days"] = days
+        if offers is not None:
+            params["offers"] = offers
+        if update is not None:
+            params["update"] = update
+        if only_live_offers:
+            params["only-live-offers"] = 1
+        if rating:
+            params["rating"] = 1
+        if buybox:
+            params["buybox"] = 1
+        if stock:
+            params["stock"] = 1
+        reply = self._request("product", params)
+        raw = reply.body.get("products")
+        if raw is None:
+            raw = []
+        if not isinstance(raw, list):
+            raise MalformedResponse(
+                "/product 'products' is not a list",
+                endpoint="product",
+                status=200,
+                envelope=reply.envelope,
+            )
+        products = [p for p in raw if isinstance(p, dict) and isinstance(p.get("asin"), str)]
+        return ProductReply(reply.endpoint, reply.envelope, reply.body, reply.sent_at_s, products)
+
+    # --- transport ------------------------------------------------------------------
+
+    def _request(
+        self, endpoint: str, params: dict[str, Any], json_body: Mapping[str, Any] | None = None
+    ) -> KeepaReply:
+        attempt = 0
+        while True:
+            try:
+                return self._once(endpoint, params, json_body)
+            except (ServerError, KeepaConnectionError) as exc:
+                # Neither was charged (5xx answers and refused connections cost nothing),
+                # so a bounded retry is safe. Timeouts are not retried: they may have been.
+                if attempt >= self.max_retries:
+                    raise
+                delay = self.backoff_base_s * (2**attempt) * (0.5 + self._rng.random())
+                log.warning(
+                    "keepa /%s: %s; retry %d/%d in %.1fs",
+                    endpoint,
+                    exc,
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
+                self._sleep(delay)
+                attempt += 1
+
+    def _once(
+        self, endpoint: str, params: dict[str, Any], json_body: Mapping[str, Any] | None
+    ) -> KeepaReply:
+        url = f"{self.base_url}/{endpoint}"
+        query = {"key": self._key, **params}
+        sent_at_s = time.time()
+        try:
+            if json_body is None:
+                resp = self.session.get(url, params=query, timeout=self.timeout)
+            else:
+                resp = self.session.post(
+                    url,
+                    params=query,
+                    data=json.dumps(json_body),
+                    headers={"Content-Type": "application/json"},
+                    timeout=self.timeout,
+                )
+            content = resp.content  # may raise on a truncated chunked/gzip body
+        except requests.ConnectTimeout:
+            raise KeepaConnectionError(
+                f"/{endpoint}: no connection within {self.timeout[0]:g}s; nothing was sent",
+                endpoint=endpoint,
+            ) from None
+        except requests.Timeout as exc:
+            raise KeepaTimeout(
+                f"/{endpoint}: no answer within {self.timeout[1]:g}s; Keepa may already have "
+                f"charged this request ({type(exc).__name__})",
+                endpoint=endpoint,
+            ) from None
+        except requests.ConnectionError as exc:
+            text = redact(str(exc))
+            if _never_sent(exc):
+                raise KeepaConnectionError(
+                    f"/{endpoint}: cannot reach Keepa: {text}", endpoint=endpoint
+                ) from None
+            # The request left; the connection broke before the answer. Keepa may have
+            # charged it, exactly as with a read timeout.
+            raise KeepaTimeout(
+                f"/{endpoint}: connection lost before the answer; Keepa may "
+                f"already have charged this request: {text}",
+                endpoint=endpoint,
+            ) from None
+        except requests.RequestException as exc:
+            # ChunkedEncodingError, ContentDecodingError: a truncated or corrupt body.
+            raise MalformedResponse(
+                f"/{endpoint}: body truncated or corrupt: {redact(str(exc))}", endpoint=endpoint
+            ) from None
+        return self._parse(endpoint, resp.status_code, content, sent_at_s)
+
+    def _parse(self, endpoint: str, status: int, content: bytes, sent_at_s: float) -> KeepaReply:
+        try:
+            body = json.loads(content)
+        except (ValueError, UnicodeDecodeError):
+            if status >= 500:
+                raise ServerError(
+                    f"/{endpoint}: HTTP {status} with a non-JSON body",
+                    endpoint=endpoint,
+                    status=status,
+                ) from None
+            raise MalformedResponse(
+                f"/{endpoint}: HTTP {status} body is not JSON ({len(content)} bytes, starts "
+                f"{redact(content[:40].decode('utf-8', 'replace'))!r})",
+                endpoint=endpoint,
+                status=status,
+            ) from None
+        if not isinstance(body, dict):
+            raise MalformedResponse(
+                f"/{endpoint}: HTTP {status} body is not a JSON object",
+                endpoint=endpoint,
+                status=status,
+            )
+        try:
+            envelope: TokenEnvelope | None = TokenEnvelope.from_body(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            envelope = None
+            envelope_problem = str(exc)
+        if status == 200 and "error" not in body:
+            if envelope is None:
+                raise MalformedResponse(
+                    f"/{endpoint}: {envelope_problem}", endpoint=endpoint, status=status
+                )
+            return KeepaReply(endpoint, envelope, body, sent_at_s)
+        raise _error_for(endpoint, status, body, envelope)
+
+
+def _error_for(
+    endpoint: str, status: int, body: dict[str, Any], envelope: TokenEnvelope | None
+) -> KeepaError:
+    err = body.get("error") if isinstance(body.get("error"), dict) else {}
+    assert isinstance(err, dict)
+    etype = str(err.get("type", ""))
+    emsg = redact(str(err.get("message", "")))
+    detail = f"{etype}: {emsg}".strip(": ") or "no error details"
+    where = f"/{endpoint}: HTTP {status}"
+    kw: dict[str, Any] = {"endpoint": endpoint, "status": status, "envelope": envelope}
+    if status == 429:
+        wait = f"{envelope.refill_in_ms / 1000:.0f}s" if envelope else "a minute"
+        return NotEnoughTokens(
+            f"{where}: not enough tokens (balance "
+            f"{envelope.tokens_left if envelope else '?'}); the next refill is "
+            f"in {wait}",
+            **kw,
+        )
+    if status == 402:
+        return PaymentRequired(
+            f"{where}: the Keepa subscription for this key is expired or "
+            f"unpaid; renew it at keepa.com ({detail})",
+            **kw,
+        )
+    if status == 400 and "key" in f"{etype} {emsg}".lower():
+        return InvalidKey(
+            f"{where}: Keepa rejected the API key; check KEEPA_API_KEY in .env ({detail})", **kw
+        )
+    if 400 <= status < 500 or status == 200:
+        return BadRequest(f"{where}: {detail}", **kw)
+    if status >= 500:
+        return ServerError(f"{where}: {detail}", **kw)
+    return MalformedResponse(f"{where}: unexpected status ({detail})", **kw)
+
+
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """True when the connection failed before the request could reach Keepa."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError | ConnectionRefusedError | NameResolutionError):
+            return True
+        pending.extend(
+            [
+                current.__cause__,
+                current.__context__,
+                *[arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)],
+            ]
+        )
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return False
