@@ -1,0 +1,29 @@
+"""What the TokenManager answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Permission for one Keepa call. Settle it with the response's token fields."""
+
+    id: str
+    cls: str
+    cost: int
+    granted_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    granted: bool
+    # Time until this request could be admitted if nothing else happens. `inf` means
+    # only another class's action (its request expiring or being served) can admit it.
+    wait_s: float
+    # "ok", "threshold", "hard_stop", "deficit_floor", "recharge",
+    # "yield_to_priority" or "yield_to_share".
+    reason: str
+    balance: int
+    target: int
+    grant: Grant | None = None

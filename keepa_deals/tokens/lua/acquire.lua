@@ -1,0 +1,88 @@
+-- acquire.lua: decide one request for tokens, and record the grant when admitted.
+-- KEYS: the common layout in lib.lua (state, in-flight, grants, classes..., granted...).
+-- ARGV[1] now_ms or ""      ARGV[2] config JSON (lib.lua)
+-- ARGV[3] class name        ARGV[4] cost (tokens, integer >= 1)
+-- ARGV[5] "1" when the caller can sync from Keepa's /token, "0" otherwise
+-- Returns a JSON object:
+--   {status="granted", grant_id, granted_ms, balance, target}
+--   {status="refused", reason, wait_ms (-1 = only when others act), balance, target}
+--   {status="sync", why}                       state missing or stale: call /token first
+--   {status="impossible", why, target, capacity}  no reachable balance admits this
+--   {status="nostate"}                          state missing and no way to sync
+-- Units: tokens, unix ms.
+
+local ctx = load(KEYS, ARGV)
+local c = ctx.classes[ARGV[3]]
+local cost = tonumber(ARGV[4])
+local can_sync = ARGV[5] == '1'
+
+if ctx.missing then
+  if can_sync then
+    return cjson.encode({status = 'sync', missing = true, why = 'no token state in Redis'})
+  end
+  return cjson.encode({status = 'nostate'})
+end
+
+local cap, floor = ctx.cap, ctx.cfg.floor
+if floor + cost > cap then
+  return cjson.encode({status = 'impossible', target = floor + cost, capacity = cap,
+    why = string.format('cost %d can never be admitted: capacity %d (60 x %d/min) minus the ' ..
+      'deficit floor %d allows at most %d per call', cost, cap, ctx.rate, floor, cap - floor)})
+end
+if c.cfg.threshold > cap then
+  return cjson.encode({status = 'impossible', target = c.cfg.threshold, capacity = cap,
+    why = string.format('TOKEN_THRESHOLD_%s=%d is above capacity %d (60 x %d/min): never reachable',
+      string.upper(c.cfg.name), c.cfg.threshold, cap, ctx.rate)})
+end
+
+if can_sync then
+  local last_seen = num(ctx.st.last_seen_ms, 0)
+  if ctx.now - last_seen > ctx.cfg.sync_interval_ms then
+    return cjson.encode({status = 'sync', why = 'no Keepa answer for too long'})
+  end
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if #oldest > 0 and tonumber(oldest[2]) + ctx.cfg.grant_ttl_ms < ctx.now then
+    return cjson.encode({status = 'sync', why = 'a grant was never settled'})
+  end
+end
+
+update_recharge(ctx)
+for i = 1, ctx.n do accrue(ctx, ctx.classes[i]) end
+
+-- This class is asking now: it counts as waiting until it is granted.
+set_cls(c, 'last_ask_ms', ctx.now)
+set_cls(c, 'last_cost', cost)
+if c.h.waiting_since_ms == nil then
+  set_cls(c, 'waiting_since_ms', ctx.now)
+  if c.cfg.share > 0 and num(c.h.credit_ms, 0) < ctx.now then set_cls(c, 'credit_ms', ctx.now) end
+end
+
+local ok, target, reason, wait = decide(ctx, c, cost)
+if not ok then
+  set_cls(c, 'last_reason', reason)
+  set_cls(c, 'last_wait_ms', wait)
+  set_cls(c, 'last_target', target)
+  save(ctx)
+  return cjson.encode({status = 'refused', reason = reason, wait_ms = wait, balance = ctx.est,
+    target = target})
+end
+
+local id = tostring(redis.call('HINCRBY', KEYS[1], 'seq', 1))
+redis.call('ZADD', KEYS[2], ctx.now, id)
+redis.call('HSET', KEYS[3], id, c.cfg.name .. '|' .. cost)
+ctx.inflight_cost = ctx.inflight_cost + cost
+set_st(ctx, 'inflight_cost', ctx.inflight_cost)
+local before = ctx.est
+ctx.est = ctx.est - cost
+if c.cfg.share > 0 then
+  set_cls(c, 'credit', string.format('%.6f', math.max(0, num(c.h.credit, 0) - cost)))
+end
+set_cls(c, 'waiting_since_ms', nil)
+set_cls(c, 'last_reason', 'ok')
+set_cls(c, 'last_wait_ms', 0)
+add_granted(ctx, c, cost)
+set_st(ctx, 'min_est', math.min(num(ctx.st.min_est, ctx.est), ctx.est))
+update_recharge(ctx)
+save(ctx)
+return cjson.encode({status = 'granted', grant_id = id, granted_ms = ctx.now, balance = before,
+  target = target})

@@ -1,0 +1,328 @@
+-- lib.lua: the token policy, shared by acquire.lua, settle.lua and status.lua.
+-- It is prepended to each of them when they are registered; it is not run alone.
+--
+-- Common KEYS layout (n = number of classes in the config):
+--   KEYS[1]            state hash   (server balance, refill phase, recharge, counters)
+--   KEYS[2]            in-flight zset   (grant id -> granted_ms)
+--   KEYS[3]            grants hash      (grant id -> "class|cost")
+--   KEYS[3+i]          class i hash     (waiting, credit, last refusal)
+--   KEYS[3+n+i]        class i granted-per-minute hash (minute index -> tokens)
+-- Common ARGV:
+--   ARGV[1]  now in unix ms, or "" to read the Redis server's TIME (one clock for all hosts)
+--   ARGV[2]  config JSON: {floor, low, high, timeout_ms, grant_ttl_ms, demand_ttl_ms,
+--            sync_interval_ms, classes: [{name, priority, threshold, share, gated}]}
+-- Units: tokens are integers (credit is fractional), times are unix milliseconds,
+-- rates are tokens per minute. Keepa refills in one tick a minute.
+
+local TICK_MS = 60000
+local NEVER = -1
+
+local function now_ms(arg)
+  if arg ~= nil and arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+local function num(v, default)
+  if v == nil or v == false or v == '' then return default end
+  return tonumber(v)
+end
+
+-- Number of refill ticks at times <= t.
+local function ticks_through(ctx, t)
+  local first = ctx.next_tick
+  if t < first then return 0 end
+  return math.floor((t - first) / TICK_MS) + 1
+end
+
+-- Keepa's balance now: the last server value plus the ticks since, capped at capacity.
+-- This is a lower bound of the true balance (capping never loses more than min() does).
+local function project(ctx)
+  local k = ticks_through(ctx, ctx.now)
+  return math.min(ctx.cap, ctx.balance + k * ctx.rate)
+end
+
+-- Milliseconds from now until the estimate reaches `target`, if nothing else happens.
+local function time_to(ctx, target)
+  if target > ctx.cap then return NEVER end
+  local need = target - ctx.est
+  if need <= 0 then return 0 end
+  local k = math.ceil(need / ctx.rate)
+  local next_tick = ctx.next_tick + ticks_through(ctx, ctx.now) * TICK_MS
+  return next_tick + (k - 1) * TICK_MS - ctx.now
+end
+
+local function min_wait(a, b)
+  if a == NEVER then return b end
+  if b == NEVER then return a end
+  return math.min(a, b)
+end
+
+local function max_wait(a, b)
+  if a == NEVER or b == NEVER then return NEVER end
+  return math.max(a, b)
+end
+
+local function load(keys, argv)
+  local cfg = cjson.decode(argv[2])
+  local ctx = {cfg = cfg, now = now_ms(argv[1]), keys = keys, n = #cfg.classes}
+  ctx.st = hgetall(keys[1])
+  ctx.st_dirty = {}
+  ctx.classes = {}
+  for i = 1, ctx.n do
+    local c = cfg.classes[i]
+    ctx.classes[i] = {cfg = c, h = hgetall(keys[3 + i]), dirty = {}, idx = i}
+    ctx.classes[c.name] = ctx.classes[i]
+  end
+  if ctx.st.rate == nil then
+    ctx.missing = true
+    return ctx
+  end
+  ctx.rate = tonumber(ctx.st.rate)
+  ctx.cap = 60 * ctx.rate
+  ctx.balance = tonumber(ctx.st.balance)
+  ctx.next_tick = tonumber(ctx.st.next_tick_ms)
+  ctx.inflight_cost = num(ctx.st.inflight_cost, 0)
+  ctx.est = project(ctx) - ctx.inflight_cost
+  ctx.high = math.min(cfg.high, ctx.cap)
+  return ctx
+end
+
+local function set_st(ctx, field, value)
+  ctx.st[field] = value
+  ctx.st_dirty[field] = true
+end
+
+local function set_cls(c, field, value)
+  c.h[field] = value
+  c.dirty[field] = true
+end
+
+local function save(ctx)
+  local args, dels = {}, {}
+  for f, _ in pairs(ctx.st_dirty) do
+    if ctx.st[f] == nil then table.insert(dels, f)
+    else table.insert(args, f); table.insert(args, tostring(ctx.st[f])) end
+  end
+  if #args > 0 then redis.call('HSET', ctx.keys[1], unpack(args)) end
+  if #dels > 0 then redis.call('HDEL', ctx.keys[1], unpack(dels)) end
+  for i = 1, ctx.n do
+    local c = ctx.classes[i]
+    local cargs, cdels = {}, {}
+    for f, _ in pairs(c.dirty) do
+      if c.h[f] == nil then table.insert(cdels, f)
+      else table.insert(cargs, f); table.insert(cargs, tostring(c.h[f])) end
+    end
+    if #cargs > 0 then redis.call('HSET', ctx.keys[3 + i], unpack(cargs)) end
+    if #cdels > 0 then redis.call('HDEL', ctx.keys[3 + i], unpack(cdels)) end
+  end
+end
+
+-- Recharge: below `low` gated classes pause until `high` or until the timeout. Leaving
+-- by timeout blocks re-arming for another timeout, so the release is real progress
+-- instead of an immediate re-entry (story 6).
+local function update_recharge(ctx)
+  local active = ctx.st.rc_active == '1'
+  if active then
+    local since = num(ctx.st.rc_since_ms, ctx.now)
+    if ctx.est >= ctx.high then
+      set_st(ctx, 'rc_active', '0')
+      set_st(ctx, 'rc_last_exit', 'refilled')
+    elseif ctx.now >= since + ctx.cfg.timeout_ms then
+      set_st(ctx, 'rc_active', '0')
+      set_st(ctx, 'rc_last_exit', 'timeout')
+      set_st(ctx, 'rc_block_until_ms', ctx.now + ctx.cfg.timeout_ms)
+    end
+  elseif ctx.est < ctx.cfg.low and ctx.now >= num(ctx.st.rc_block_until_ms, 0) then
+    set_st(ctx, 'rc_active', '1')
+    set_st(ctx, 'rc_since_ms', ctx.now)
+    set_st(ctx, 'rc_entries', num(ctx.st.rc_entries, 0) + 1)
+  end
+end
+
+local function is_waiting(ctx, c)
+  local since = num(c.h.waiting_since_ms)
+  if since == nil then return false end
+  return ctx.now - num(c.h.last_ask_ms, since) <= ctx.cfg.demand_ttl_ms
+end
+
+-- Credit needed to carry one request of `cost` through its worst-case recovery, so a
+-- class that keeps asking never loses credit it is owed while it waits for the floor.
+local function credit_cap(ctx, c, cost)
+  local share = c.cfg.share
+  if share <= 0 then return 0 end
+  local f = ctx.cfg.floor
+  local recovery_ticks = math.ceil((math.max(1, f + cost) - f) / ctx.rate) + 1
+  return cost + share * ctx.rate * recovery_ticks
+end
+
+-- A waiting class with a share accrues credit at share x rate while it keeps asking.
+local function accrue(ctx, c)
+  local since = num(c.h.waiting_since_ms)
+  if since == nil then return end
+  local last_ask = num(c.h.last_ask_ms, since)
+  local upto = ctx.now
+  local expired = ctx.now - last_ask > ctx.cfg.demand_ttl_ms
+  if expired then upto = last_ask + ctx.cfg.demand_ttl_ms end
+  if c.cfg.share > 0 then
+    local from = num(c.h.credit_ms, since)
+    if upto > from then
+      local credit = num(c.h.credit, 0) + c.cfg.share * ctx.rate * (upto - from) / TICK_MS
+      credit = math.min(credit, credit_cap(ctx, c, num(c.h.last_cost, 1)))
+      set_cls(c, 'credit', string.format('%.6f', credit))
+      set_cls(c, 'credit_ms', upto)
+    end
+  end
+  if expired then set_cls(c, 'waiting_since_ms', nil) end
+end
+
+local function entitled(c, cost)
+  return c.cfg.share > 0 and num(c.h.credit, 0) >= cost
+end
+
+-- What a class needs from the estimate before a call of `cost` may start, ignoring
+-- other classes. Returns target, reason, wait_ms.
+local function own_need(ctx, c, cost)
+  local f = ctx.cfg.floor
+  -- Hard stop: Keepa answers 429 at a balance <= 0. Deficit: the result stays >= floor.
+  local hard, hard_reason = 1, 'hard_stop'
+  if f + cost > hard then hard, hard_reason = f + cost, 'deficit_floor' end
+  if entitled(c, cost) then
+    return hard, hard_reason, time_to(ctx, hard)
+  end
+  local target, reason = hard, hard_reason
+  if c.cfg.threshold > target then target, reason = c.cfg.threshold, 'threshold' end
+  local wait = time_to(ctx, target)
+  if c.cfg.gated and ctx.st.rc_active == '1' and ctx.est < ctx.high then
+    local since = num(ctx.st.rc_since_ms, ctx.now)
+    local until_exit = min_wait(time_to(ctx, ctx.high), math.max(0, since + ctx.cfg.timeout_ms - ctx.now))
+    local rc_wait = max_wait(until_exit, wait)
+    if rc_wait ~= 0 then
+      return math.max(ctx.high, target), 'recharge', rc_wait
+    end
+  end
+  -- A class with a share that is not yet entitled becomes so once its credit accrues.
+  if c.cfg.share > 0 and wait ~= 0 then
+    local missing = cost - num(c.h.credit, 0)
+    local accrue_ms = math.ceil(missing * TICK_MS / (c.cfg.share * ctx.rate))
+    wait = min_wait(wait, max_wait(accrue_ms, time_to(ctx, hard)))
+  end
+  return target, reason, wait
+end
+
+-- Does `d` go before `c`? Entitled classes first, then by priority (0 = highest).
+local function precedes(ctx, d, d_cost, c, c_cost)
+  local de, ce = entitled(d, d_cost), entitled(c, c_cost)
+  if de ~= ce then return de end
+  return d.cfg.priority < c.cfg.priority
+end
+
+-- The full decision for class c asking for `cost`: own need, then yielding to every
+-- waiting class that goes first and whose target the grant would push out of reach.
+local function decide(ctx, c, cost)
+  local target, reason, wait = own_need(ctx, c, cost)
+  local ok = ctx.est >= target
+  for i = 1, ctx.n do
+    local d = ctx.classes[i]
+    if d ~= c and is_waiting(ctx, d) then
+      local d_cost = num(d.h.last_cost, 1)
+      if precedes(ctx, d, d_cost, c, cost) then
+        local d_target = own_need(ctx, d, d_cost)
+        if ctx.est - cost < d_target then
+          local expires = num(d.h.last_ask_ms, ctx.now) + ctx.cfg.demand_ttl_ms - ctx.now
+          local y_wait = min_wait(time_to(ctx, d_target + cost), math.max(0, expires))
+          y_wait = max_wait(wait, y_wait)
+          if ok or y_wait == NEVER or (wait ~= NEVER and y_wait > wait) then
+            ok = false
+            wait = y_wait
+            target = math.max(target, d_target + cost)
+            reason = entitled(d, d_cost) and 'yield_to_share' or 'yield_to_priority'
+          end
+        end
+      end
+    end
+  end
+  if ok then return true, target, 'ok', 0 end
+  return false, target, reason, wait
+end
+
+-- Worst-case wait for a class that keeps asking for `cost` (see docs/token-manager.md).
+local function bound_ms(ctx, c, cost)
+  local f = ctx.cfg.floor
+  local others_credit, others_share, higher_unshared = 0, 0, false
+  for i = 1, ctx.n do
+    local d = ctx.classes[i]
+    if d ~= c then
+      if d.cfg.share > 0 then
+        others_share = others_share + d.cfg.share
+        others_credit = others_credit + credit_cap(ctx, d, math.max(num(d.h.last_cost, 1), 1))
+      elseif d.cfg.priority <= c.cfg.priority then
+        higher_unshared = true
+      end
+    end
+  end
+  local per_token_ms = TICK_MS / ctx.rate
+  if c.cfg.share > 0 then
+    local accrue_ms = cost * TICK_MS / (c.cfg.share * ctx.rate)
+    local recover = math.max(1, f + cost) - f + others_credit
+    return math.ceil(accrue_ms + recover * per_token_ms + TICK_MS)
+  end
+  if higher_unshared or others_share >= 1 then return NEVER end
+  local need = math.max(c.cfg.threshold, math.max(1, f + cost)) - f + others_credit
+  local b = need * per_token_ms / (1 - others_share) + TICK_MS
+  if c.cfg.gated then b = b + ctx.cfg.timeout_ms end
+  return math.ceil(b)
+end
+
+local function minute_of(ms) return math.floor(ms / TICK_MS) end
+
+local function granted_last_hour(ctx, i)
+  local key = ctx.keys[3 + ctx.n + i]
+  local flat = redis.call('HGETALL', key)
+  local total, oldest = 0, minute_of(ctx.now) - 59
+  for j = 1, #flat, 2 do
+    if tonumber(flat[j]) >= oldest then total = total + tonumber(flat[j + 1]) end
+  end
+  return total
+end
+
+local function prune_granted(ctx, i)
+  local key = ctx.keys[3 + ctx.n + i]
+  if redis.call('HLEN', key) <= 90 then return end
+  local flat = redis.call('HKEYS', key)
+  local oldest = minute_of(ctx.now) - 60
+  for j = 1, #flat do
+    if tonumber(flat[j]) < oldest then redis.call('HDEL', key, flat[j]) end
+  end
+end
+
+local function add_granted(ctx, c, tokens)
+  if tokens == 0 then return end
+  redis.call('HINCRBY', ctx.keys[3 + ctx.n + c.idx], minute_of(ctx.now), tokens)
+  set_cls(c, 'granted_total', num(c.h.granted_total, 0) + tokens)
+  prune_granted(ctx, c.idx)
+end
+
+-- Forget a grant: it settled, or a newer server value already includes its charge.
+local function drop_grant(ctx, id)
+  local g = redis.call('HGET', ctx.keys[3], id)
+  if not g then return nil end
+  redis.call('HDEL', ctx.keys[3], id)
+  redis.call('ZREM', ctx.keys[2], id)
+  local sep = string.find(g, '|', 1, true)
+  local cls, cost = string.sub(g, 1, sep - 1), tonumber(string.sub(g, sep + 1))
+  ctx.inflight_cost = math.max(0, ctx.inflight_cost - cost)
+  set_st(ctx, 'inflight_cost', ctx.inflight_cost)
+  return cls, cost
+end
+
+local function refresh_estimate(ctx)
+  ctx.est = project(ctx) - ctx.inflight_cost
+end

@@ -1,0 +1,59 @@
+-- status.lua: a read-only snapshot of the budget, computed by the same policy code.
+-- KEYS: the common layout in lib.lua.
+-- ARGV[1] now_ms or ""      ARGV[2] config JSON (lib.lua)
+-- Returns JSON: {missing} or {now_ms, balance, server_balance, server_ts_ms, last_seen_ms,
+--   rate, capacity, floor, inflight, inflight_cost, recharge{...}, classes{name: {...}}}.
+-- Waits are ms (-1 = only when others act); nothing is written.
+
+local ctx = load(KEYS, ARGV)
+if ctx.missing then return cjson.encode({missing = true, now_ms = ctx.now}) end
+update_recharge(ctx)
+for i = 1, ctx.n do accrue(ctx, ctx.classes[i]) end
+
+local classes = {}
+for i = 1, ctx.n do
+  local c = ctx.classes[i]
+  local cost = num(c.h.last_cost, 1)
+  local waiting = is_waiting(ctx, c)
+  local entry = {
+    threshold = c.cfg.threshold, priority = c.cfg.priority, share = c.cfg.share,
+    gated = c.cfg.gated, waiting = waiting, last_cost = cost,
+    waiting_since_ms = waiting and num(c.h.waiting_since_ms) or cjson.null,
+    credit = num(c.h.credit, 0),
+    starvation_bound_ms = bound_ms(ctx, c, cost),
+    granted_last_hour = granted_last_hour(ctx, i),
+    granted_total = num(c.h.granted_total, 0),
+  }
+  -- The largest cost that would be granted now (decide is monotone in the cost).
+  local lo, hi = 0, ctx.cap - ctx.cfg.floor
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if decide(ctx, c, mid) then lo = mid else hi = mid - 1 end
+  end
+  entry.admissible = lo
+  if waiting then
+    local ok, target, reason, wait = decide(ctx, c, cost)
+    entry.reason, entry.wait_ms, entry.target = reason, ok and 0 or wait, target
+  else
+    entry.reason, entry.wait_ms, entry.target = 'idle', 0, cjson.null
+  end
+  classes[c.cfg.name] = entry
+end
+
+local rc_active = ctx.st.rc_active == '1'
+local since = num(ctx.st.rc_since_ms)
+return cjson.encode({
+  now_ms = ctx.now, balance = ctx.est, server_balance = ctx.balance,
+  server_ts_ms = num(ctx.st.server_ts_ms), last_seen_ms = num(ctx.st.last_seen_ms),
+  rate = ctx.rate, capacity = ctx.cap, floor = ctx.cfg.floor, min_balance = num(ctx.st.min_est),
+  inflight = redis.call('ZCARD', KEYS[2]), inflight_cost = ctx.inflight_cost,
+  next_tick_ms = ctx.next_tick + ticks_through(ctx, ctx.now) * TICK_MS,
+  recharge = {
+    active = rc_active, since_ms = rc_active and since or cjson.null,
+    target = ctx.high, low = ctx.cfg.low,
+    timeout_at_ms = rc_active and (since + ctx.cfg.timeout_ms) or cjson.null,
+    blocked_until_ms = num(ctx.st.rc_block_until_ms), last_exit = ctx.st.rc_last_exit or cjson.null,
+    entries = num(ctx.st.rc_entries, 0),
+  },
+  classes = classes,
+})

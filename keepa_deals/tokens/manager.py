@@ -1,0 +1,401 @@
+"""TokenManager: one atomic token budget in Redis for every worker on every host.
+
+Every decision and every reconciliation is a single Lua script call (lua/*.lua), so
+concurrent workers can neither overspend nor lose each other's updates (stories 7, 9).
+This class only moves values in and out of the scripts, syncs from Keepa's free
+`/token` when the scripts ask, and sleeps the waits they compute (story 5: nothing
+polls Keepa while waiting).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from keepa_deals.envelope import TokenEnvelope
+from keepa_deals.errors import (
+    ImpossibleRequest,
+    KeepaError,
+    TokenError,
+    TokensUnavailable,
+    UnknownTokenClass,
+)
+from keepa_deals.redis_keys import RedisKeys
+from keepa_deals.tokens.decision import Decision, Grant
+from keepa_deals.tokens.policy import TokenPolicy
+from keepa_deals.tokens.scripts import TokenScripts
+
+if TYPE_CHECKING:
+    from keepa_deals.clock import Clock
+    from keepa_deals.config import Settings
+    from keepa_deals.keepa_api import KeepaClient
+
+log = logging.getLogger(__name__)
+
+# A refused decision never asks the caller to retry sooner than this.
+MIN_RETRY_S = 0.05
+SYNC_LOCK_TTL_S = 30
+
+
+class TokenStateMissing(TokenError):
+    """Redis holds no budget and there is no Keepa client to rebuild it from."""
+
+
+class TokenManager:
+    def __init__(
+        self,
+        client: redis.Redis,
+        policy: TokenPolicy,
+        keys: RedisKeys,
+        clock: Clock | None = None,
+        keepa: KeepaClient | None = None,
+    ) -> None:
+        self.redis = client
+        self.policy = policy
+        self.keys = keys
+        self.clock = clock
+        self.keepa = keepa
+        self._scripts = TokenScripts(client)
+        names = policy.class_names
+        self._key_list = [
+            keys.token_state,
+            keys.token_inflight,
+            keys.token_grants,
+            *[keys.token_class(n) for n in names],
+            *[keys.token_granted(n) for n in names],
+        ]
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        redis: redis.Redis | None = None,
+        clock: Clock | None = None,
+        keepa: KeepaClient | None = None,
+    ) -> TokenManager:
+        client = redis if redis is not None else redis_client(settings.redis_url)
+        return cls(
+            client,
+            TokenPolicy.from_settings(settings),
+            RedisKeys(settings.redis_prefix),
+            clock=clock,
+            keepa=keepa,
+        )
+
+    # --- time ---------------------------------------------------------------------
+
+    def _now_arg(self) -> str:
+        # Without an injected clock the scripts read Redis's TIME: one clock for all hosts.
+        return "" if self.clock is None else str(round(self.clock.now() * 1000))
+
+    def now_ms(self) -> int:
+        if self.clock is not None:
+            return round(self.clock.now() * 1000)
+        seconds, micros = self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def _sleep(self, seconds: float) -> None:
+        if self.clock is None:
+            time.sleep(seconds)
+        else:
+            self.clock.sleep(seconds)
+
+    def _elapsed_since(self, start: float) -> float:
+        now = time.monotonic() if self.clock is None else self.clock.now()
+        return now - start
+
+    def _start_mark(self) -> float:
+        return time.monotonic() if self.clock is None else self.clock.now()
+
+    # --- decisions ----------------------------------------------------------------
+
+    def _check(self, cls: str, cost: int) -> None:
+        if self.policy.get(cls) is None:
+            raise UnknownTokenClass(cls, self.policy.class_names)
+        if not isinstance(cost, int) or isinstance(cost, bool) or cost < 1:
+            raise ValueError(f"cost must be a whole number of tokens >= 1, got {cost!r}")
+
+    def try_acquire(self, cls: str, cost: int) -> Decision:
+        """One decision, never waits. Granted decisions carry the Grant to settle."""
+        self._check(cls, cost)
+        can_sync = self.keepa is not None
+        for _ in range(2):
+            raw = self._scripts.acquire(
+                keys=self._key_list,
+                args=[
+                    self._now_arg(),
+                    self.policy.config_json,
+                    cls,
+                    cost,
+                    "1" if can_sync else "0",
+                ],
+            )
+            res = json.loads(raw)
+            status = res["status"]
+            if status == "sync":
+                missing = bool(res.get("missing"))
+                try:
+                    synced = self.sync(why=str(res.get("why", "")))
+                except KeepaError as exc:
+                    if missing:
+                        raise
+                    # Stale but present: decide on the estimate rather than fail the call.
+                    log.warning("tokens: sync from /token failed (%s); using the estimate", exc)
+                    synced = False
+                if not synced and missing:
+                    # Another worker is rebuilding the state right now.
+                    return Decision(False, 1.0, "syncing", 0, 0)
+                can_sync = False
+                continue
+            if status == "nostate":
+                raise TokenStateMissing(
+                    "no token state in Redis and no Keepa client to rebuild it from /token"
+                )
+            if status == "impossible":
+                raise ImpossibleRequest(
+                    f"{cls}: {res['why']}",
+                    cls=cls,
+                    cost=cost,
+                    target=int(res["target"]),
+                    capacity=int(res["capacity"]),
+                )
+            if status == "granted":
+                grant = Grant(str(res["grant_id"]), cls, cost, int(res["granted_ms"]))
+                return Decision(True, 0.0, "ok", int(res["balance"]), int(res["target"]), grant)
+            wait_ms = res["wait_ms"]
+            wait_s = math.inf if wait_ms < 0 else max(MIN_RETRY_S, wait_ms / 1000)
+            return Decision(
+                False, wait_s, str(res["reason"]), int(res["balance"]), int(res["target"])
+            )
+        raise TokenError("token state could not be rebuilt from Keepa's /token")
+
+    def acquire(self, cls: str, cost: int, max_wait_s: float) -> Grant:
+        """Wait the computed time while the total stays within `max_wait_s`.
+
+        Tasks pass a short `max_wait_s` and stop on TokensUnavailable: nothing sleeps
+        long while holding a lock (story 11); beat brings the task back.
+        """
+        start = self._start_mark()
+        while True:
+            decision = self.try_acquire(cls, cost)
+            if decision.granted:
+                assert decision.grant is not None
+                return decision.grant
+            remaining = max_wait_s - self._elapsed_since(start)
+            eta = (
+                "when another class acts"
+                if math.isinf(decision.wait_s)
+                else _eta(self.now_ms() / 1000 + decision.wait_s)
+            )
+            if decision.wait_s > remaining:
+                log.info(
+                    "tokens: %s stops for %s tokens: balance %d, target %d, reason %s, eta %s",
+                    cls,
+                    cost,
+                    decision.balance,
+                    decision.target,
+                    decision.reason,
+                    eta,
+                )
+                raise TokensUnavailable(
+                    cls, cost, decision.wait_s, decision.reason, decision.balance, decision.target
+                )
+            log.info(
+                "tokens: %s waits %.1fs for %s tokens: balance %d, target %d, reason %s, eta %s",
+                cls,
+                decision.wait_s,
+                cost,
+                decision.balance,
+                decision.target,
+                decision.reason,
+                eta,
+            )
+            self._sleep(decision.wait_s)
+
+    # --- reconciliation -----------------------------------------------------------
+
+    def settle(self, grant: Grant, response: Any) -> dict[str, Any]:
+        """Close a grant with Keepa's answer: the real `tokensConsumed` replaces the
+        estimate, and the server's balance and rate apply if they are the newest."""
+        env = _envelope(response)
+        return self._settle(grant.id, env, sent_ms=grant.granted_at_ms)
+
+    def observe(self, response: Any, sent_at_s: float | None = None) -> dict[str, Any]:
+        """Apply a response that had no grant (/token, or a 429 outside a grant)."""
+        env = _envelope(response)
+        if env is None:
+            raise ValueError("observe() needs a response with Keepa's token fields")
+        sent_ms = None if sent_at_s is None else int(sent_at_s * 1000)
+        return self._settle("", env, sent_ms=sent_ms)
+
+    def cancel(self, grant: Grant) -> None:
+        """The call never reached Keepa (connection refused): it cost nothing."""
+        self._settle(grant.id, None, sent_ms=grant.granted_at_ms)
+
+    def _settle(
+        self, grant_id: str, env: TokenEnvelope | None, sent_ms: int | None
+    ) -> dict[str, Any]:
+        if env is None:
+            server = ["", "", "", "", "0"]
+        else:
+            server = [
+                str(env.tokens_left),
+                str(env.timestamp_ms),
+                str(env.refill_in_ms),
+                str(env.refill_rate),
+                str(env.tokens_consumed),
+            ]
+        raw = self._scripts.settle(
+            keys=self._key_list,
+            args=[
+                self._now_arg(),
+                self.policy.config_json,
+                grant_id,
+                *server,
+                "" if sent_ms is None else str(sent_ms),
+            ],
+        )
+        result: dict[str, Any] = json.loads(raw)
+        if result.get("stale"):
+            log.debug(
+                "tokens: ignored a stale Keepa value (timestamp %s)",
+                env.timestamp_ms if env else "?",
+            )
+        return result
+
+    def sync(self, why: str = "requested") -> bool:
+        """Rebuild from Keepa's free /token. Returns False when another worker holds the
+        sync lock (it is doing the same). Never assumes a full bucket."""
+        if self.keepa is None:
+            raise TokenStateMissing("cannot sync: no Keepa client was given")
+        if not self.redis.set(self.keys.token_sync_lock, "1", nx=True, ex=SYNC_LOCK_TTL_S):
+            return False
+        try:
+            sent_ms = self.now_ms()
+            reply = self.keepa.token()
+            self._settle("", reply.envelope, sent_ms=sent_ms)
+            log.info(
+                "tokens: synced from Keepa /token (%s): balance %d, rate %d/min",
+                why,
+                reply.envelope.tokens_left,
+                reply.envelope.refill_rate,
+            )
+            return True
+        finally:
+            self.redis.delete(self.keys.token_sync_lock)
+
+    # --- reporting ----------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        raw = self._scripts.status(
+            keys=self._key_list, args=[self._now_arg(), self.policy.config_json]
+        )
+        snap: dict[str, Any] = json.loads(raw)
+        now_s = snap["now_ms"] / 1000
+        if snap.get("missing"):
+            return {
+                "state": "missing",
+                "now": now_s,
+                "detail": "no token state in Redis; the next call syncs from /token",
+            }
+        rc = snap["recharge"]
+        classes: dict[str, Any] = {}
+        for name, c in snap["classes"].items():
+            classes[name] = {
+                "threshold": c["threshold"],
+                "priority": c["priority"],
+                "min_share": c["share"],
+                "recharge_gated": c["gated"],
+                "waiting": c["waiting"],
+                "waiting_since": _s(c.get("waiting_since_ms")),
+                "wait_s": _wait_s(c["wait_ms"]),
+                "reason": c["reason"],
+                "target": c.get("target"),
+                "last_cost": c["last_cost"],
+                "admissible_now": c["admissible"],
+                "credit": round(float(c["credit"]), 3),
+                "starvation_bound_s": _wait_s(c["starvation_bound_ms"]),
+                "tokens_granted_last_hour": c["granted_last_hour"],
+                "tokens_granted_total": c["granted_total"],
+            }
+        last_seen = _s(snap.get("last_seen_ms"))
+        return {
+            "state": "ok",
+            "now": now_s,
+            "balance": snap["balance"],
+            "server_balance": snap["server_balance"],
+            "server_balance_age_s": None if last_seen is None else round(now_s - last_seen, 3),
+            "capacity": snap["capacity"],
+            "rate_per_min": snap["rate"],
+            "floor": snap["floor"],
+            "min_balance": snap.get("min_balance"),
+            "next_refill_in_s": round((snap["next_tick_ms"] - snap["now_ms"]) / 1000, 3),
+            "grants_in_flight": snap["inflight"],
+            "tokens_in_flight": snap["inflight_cost"],
+            "recharge": {
+                "active": rc["active"],
+                "since": _s(rc.get("since_ms")),
+                "target": rc["target"],
+                "low": rc["low"],
+                "timeout_at": _s(rc.get("timeout_at_ms")),
+                "rearm_blocked_until": _s(rc.get("blocked_until_ms")),
+                "last_exit": rc.get("last_exit"),
+                "entries": rc["entries"],
+            },
+            "classes": classes,
+        }
+
+    def admissible_cost(self, cls: str, limit: int) -> int:
+        """The largest cost up to `limit` this class would be granted right now, or 0.
+
+        Read-only: nothing is granted, and another worker may take the tokens first, in
+        which case `acquire` waits its computed time as usual. Batch sizes follow it, so
+        they follow the refill rate Keepa reports (story 10)."""
+        if self.policy.get(cls) is None:
+            raise UnknownTokenClass(cls, self.policy.class_names)
+        snap = self.status()
+        if snap["state"] != "ok":
+            return 0
+        return max(0, min(limit, int(snap["classes"][cls]["admissible_now"])))
+
+
+def redis_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(
+        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+    )
+
+
+def _envelope(response: Any) -> TokenEnvelope | None:
+    if response is None:
+        return None
+    if isinstance(response, TokenEnvelope):
+        return response
+    if isinstance(response, KeepaError):
+        return response.envelope
+    env = getattr(response, "envelope", None)
+    if isinstance(env, TokenEnvelope):
+        return env
+    if isinstance(response, Mapping):
+        return TokenEnvelope.from_body(response)
+    raise TypeError(f"not a Keepa response: {type(response).__name__}")
+
+
+def _s(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def _wait_s(ms: float | None) -> float | None:
+    if ms is None:
+        return None
+    return None if ms < 0 else ms / 1000
+
+
+def _eta(unix_s: float) -> str:
+    return datetime.fromtimestamp(unix_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

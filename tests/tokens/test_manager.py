@@ -1,0 +1,247 @@
+"""TokenManager behaviour, on fakeredis and on a real redis-server, with a virtual clock."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+
+from keepa_deals.clock import ManualClock
+from keepa_deals.envelope import TokenEnvelope
+from keepa_deals.errors import ImpossibleRequest, TokensUnavailable, UnknownTokenClass
+from keepa_deals.tokens.manager import TokenStateMissing
+from tests.tokens.conftest import ManagerFactory
+from tests.tokens.model import KeepaBucket
+
+
+def test_grant_then_settle_applies_actual_cost(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    bucket = KeepaBucket(balance=300, now_s=clock.now())
+    tm = make_manager(bucket=bucket)
+    d = tm.try_acquire("upsert", 20)
+    assert d.granted and d.balance == 300 and d.grant is not None
+    assert tm.status()["balance"] == 280  # the estimate is held while in flight
+    bucket.charge(clock.now(), 12)
+    tm.settle(d.grant, bucket.envelope(clock.now(), 12))
+    st = tm.status()
+    assert st["balance"] == 288
+    assert st["grants_in_flight"] == 0
+    assert st["classes"]["upsert"]["tokens_granted_last_hour"] == 12
+
+
+def test_settle_accepts_a_token_envelope(make_manager: ManagerFactory, clock: ManualClock) -> None:
+    bucket = KeepaBucket(balance=100, now_s=clock.now())
+    tm = make_manager(bucket=bucket)
+    d = tm.try_acquire("upsert", 5)
+    assert d.grant is not None
+    bucket.charge(clock.now(), 5)
+    tm.settle(d.grant, TokenEnvelope.from_body(bucket.envelope(clock.now(), 5)))
+    assert tm.status()["balance"] == 95
+
+
+def test_refill_ticks_are_projected_and_capped(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=100, now_s=clock.now(), phase_s=30))
+    clock.advance(29)
+    assert tm.status()["balance"] == 100
+    clock.advance(1)
+    assert tm.status()["balance"] == 105
+    clock.advance(60 * 100)
+    assert tm.status()["balance"] == 300  # capped at 60 x rate
+
+
+def test_refusal_carries_exact_computed_wait(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    # balance 0, refill 5/min, next tick in 30 s: the upserter (threshold 30) needs
+    # 6 ticks: 30 s + 5 x 60 s.
+    tm = make_manager(bucket=KeepaBucket(balance=0, now_s=clock.now(), phase_s=30))
+    d = tm.try_acquire("upsert", 5)
+    assert not d.granted
+    assert d.reason == "threshold" and d.target == 30 and d.balance == 0
+    assert d.wait_s == pytest.approx(330.0)
+    clock.advance(d.wait_s - 1)
+    assert not tm.try_acquire("upsert", 5).granted
+    clock.advance(1)
+    assert tm.try_acquire("upsert", 5).granted
+
+
+def test_hard_stop_never_grants_at_zero_or_below(make_manager: ManagerFactory) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=0), threshold_upsert=1, threshold_backfill=1)
+    d = tm.try_acquire("upsert", 1)
+    assert not d.granted and d.reason == "hard_stop" and d.target == 1
+
+
+def test_controlled_deficit_starts_from_threshold_and_respects_floor(
+    make_manager: ManagerFactory,
+) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=40))
+    # 40 >= threshold 30; 40 - 200 = -160 >= floor -180: granted into the deficit.
+    d = tm.try_acquire("upsert", 200)
+    assert d.granted
+    assert tm.status()["balance"] == -160
+    # Now at -160: below the threshold, so the next call waits even though the floor
+    # would allow 20 more.
+    d2 = tm.try_acquire("upsert", 20)
+    assert not d2.granted and d2.reason == "threshold"
+
+
+def test_deficit_floor_is_the_reason_when_it_binds(make_manager: ManagerFactory) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=100))
+    d = tm.try_acquire("upsert", 290)  # 100 - 290 = -190 < -180
+    assert not d.granted and d.reason == "deficit_floor" and d.target == 110
+
+
+def test_impossible_requests_are_refused_at_once(make_manager: ManagerFactory) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=300))
+    with pytest.raises(ImpossibleRequest) as info:
+        tm.try_acquire("backfill", 481)  # capacity 300 - floor -180 = 480 per call at most
+    assert info.value.capacity == 300 and info.value.target == 301
+    assert "480" in str(info.value)
+    assert tm.try_acquire("backfill", 480).granted
+
+
+def test_threshold_above_reported_capacity_is_impossible(make_manager: ManagerFactory) -> None:
+    # Configured for 5/min (capacity 300); Keepa then reports a 1/min plan: capacity 60.
+    tm = make_manager(bucket=KeepaBucket(balance=60, rate=1), threshold_backfill=100)
+    with pytest.raises(ImpossibleRequest, match="TOKEN_THRESHOLD_BACKFILL=100"):
+        tm.try_acquire("backfill", 1)
+
+
+def test_unknown_class_and_bad_cost(make_manager: ManagerFactory) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=300))
+    with pytest.raises(UnknownTokenClass):
+        tm.try_acquire("nope", 1)
+    with pytest.raises(ValueError):
+        tm.try_acquire("upsert", 0)
+
+
+def test_no_state_and_no_keepa_is_a_clear_error(make_manager: ManagerFactory) -> None:
+    tm = make_manager()
+    with pytest.raises(TokenStateMissing):
+        tm.try_acquire("upsert", 1)
+
+
+def test_acquire_sleeps_the_computed_wait_within_max(
+    make_manager: ManagerFactory, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=25, now_s=clock.now(), phase_s=10))
+    start = clock.now()
+    caplog.set_level(logging.INFO, logger="keepa_deals.tokens.manager")
+    grant = tm.acquire("upsert", 5, max_wait_s=30)
+    assert grant.cls == "upsert"
+    assert clock.now() - start == pytest.approx(10.0)  # one computed sleep, no polling
+    lines = [r for r in caplog.records if "waits" in r.getMessage()]
+    assert len(lines) == 1
+    msg = lines[0].getMessage()
+    for part in ("upsert", "balance 25", "target 30", "reason threshold", "eta"):
+        assert part in msg
+
+
+def test_acquire_stops_when_wait_exceeds_max(
+    make_manager: ManagerFactory, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=0, now_s=clock.now(), phase_s=30))
+    caplog.set_level(logging.INFO, logger="keepa_deals.tokens.manager")
+    start = clock.now()
+    with pytest.raises(TokensUnavailable) as info:
+        tm.acquire("upsert", 5, max_wait_s=60)
+    assert clock.now() == start  # did not sleep at all
+    assert info.value.wait_s == pytest.approx(330.0) and info.value.reason == "threshold"
+    assert len([r for r in caplog.records if "stops" in r.getMessage()]) == 1
+
+
+def test_stale_response_does_not_roll_back(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    bucket = KeepaBucket(balance=200, now_s=clock.now())
+    tm = make_manager(bucket=bucket)
+    g1 = tm.try_acquire("upsert", 10).grant
+    g2 = tm.try_acquire("upsert", 10).grant
+    assert g1 and g2
+    bucket.charge(clock.now(), 10)
+    old = bucket.envelope(clock.now(), 10)  # produced first...
+    clock.advance(1)
+    bucket.charge(clock.now(), 10)
+    new = bucket.envelope(clock.now(), 10)
+    tm.settle(g2, new)  # ...but applied second
+    assert tm.status()["server_balance"] == 180
+    result = tm.settle(g1, old)
+    assert result["stale"] is True
+    st = tm.status()
+    assert st["server_balance"] == 180 and st["balance"] == 180 and st["grants_in_flight"] == 0
+
+
+def test_newer_response_keeps_later_grants_in_flight(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    """Story 7: a plain SET of tokensLeft wiped other workers' reservations."""
+    bucket = KeepaBucket(balance=200, now_s=clock.now())
+    tm = make_manager(bucket=bucket)
+    a = tm.try_acquire("upsert", 50).grant
+    assert a is not None
+    bucket.charge(clock.now(), 50)
+    reply_a = bucket.envelope(clock.now(), 50)  # Keepa answered A: 150 left
+    b = tm.try_acquire("upsert", 40).grant  # B granted before A's answer is applied
+    assert b is not None
+    tm.settle(a, reply_a)
+    # 150 from Keepa minus B's 40 still in flight; a plain SET would say 150.
+    assert tm.status()["balance"] == 110
+
+
+def test_plan_change_follows_reported_rate(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    bucket = KeepaBucket(balance=300, now_s=clock.now())
+    tm = make_manager(bucket=bucket)
+    bucket.set_rate(25)
+    tm.observe(bucket.envelope(clock.now(), 0), sent_at_s=clock.now())
+    st = tm.status()
+    assert st["rate_per_min"] == 25 and st["capacity"] == 1500
+    clock.advance(60 * 60)
+    assert tm.status()["balance"] == 1500
+    assert tm.try_acquire("backfill", 1600).granted  # 1500 - 1600 = -100 >= -180
+
+
+def test_wait_is_infinite_only_for_yields_with_unreachable_target(
+    make_manager: ManagerFactory,
+) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=0))
+    d = tm.try_acquire("upsert", 5)
+    assert math.isfinite(d.wait_s)
+
+
+def test_status_is_json_serialisable_and_complete(make_manager: ManagerFactory) -> None:
+    import json
+
+    tm = make_manager(bucket=KeepaBucket(balance=10))
+    tm.try_acquire("backfill", 5)
+    st = tm.status()
+    json.dumps(st)
+    assert st["recharge"]["active"] is True  # 10 < RECHARGE_LOW 20
+    for key in (
+        "balance",
+        "server_balance",
+        "server_balance_age_s",
+        "capacity",
+        "rate_per_min",
+        "grants_in_flight",
+    ):
+        assert key in st
+    for key in ("since", "target", "timeout_at"):
+        assert key in st["recharge"]
+    back = st["classes"]["backfill"]
+    for key in (
+        "threshold",
+        "waiting_since",
+        "wait_s",
+        "reason",
+        "starvation_bound_s",
+        "tokens_granted_last_hour",
+    ):
+        assert key in back
+    assert back["reason"] == "recharge" and back["waiting"] is True
+    assert back["starvation_bound_s"] is not None
