@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,12 @@ class TokenEnvelope:
 
         def num(name: str, default: float | None = None) -> float:
             value = body.get(name, default)
-            if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            if (
+                value is None
+                or isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or (isinstance(value, float) and not math.isfinite(value))  # NaN, Infinity
+            ):
                 raise ValueError(f"token field {name!r} is missing or not a number: {value!r}")
             return value
 

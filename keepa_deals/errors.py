@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from keepa_deals.redact import redact
+
 if TYPE_CHECKING:
     from keepa_deals.envelope import TokenEnvelope
 
@@ -46,7 +48,9 @@ class KeepaError(KeepaDealsError):
         self.endpoint = endpoint
         self.status = status
         self.envelope = envelope
-        super().__init__(message)
+        # The last line of defence: a message built from a URL or a body must not
+        # carry the key, whoever wrote it.
+        super().__init__(redact(message))
 
 
 class NotEnoughTokens(KeepaError):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import requests
+from requests.exceptions import ChunkedEncodingError, ContentDecodingError
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from keepa_deals.config import KEEPA_DOMAINS
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 MAX_ASINS_PER_REQUEST = 100
 DEAL_PAGE_SIZE = 150
 USER_AGENT = "keepa-deals/0.1"
+_NOT_JSON = object()
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,9 @@ class KeepaClient:
                 status=200,
                 envelope=reply.envelope,
             )
-        raw = container.get("dr") or []
+        raw = container.get("dr")
+        if raw is None:
+            raw = []
         if not isinstance(raw, list):
             raise MalformedResponse(
                 "/deal 'dr' is not a list", endpoint="deal", status=200, envelope=reply.envelope
@@ -163,6 +167,9 @@ class KeepaClient:
         stock: bool = False,
     ) -> ProductReply:
         """Up to 100 products. Cost depends on the result: read `envelope.tokens_consumed`."""
+        if isinstance(asins, str):
+            # A bare string would otherwise be read one character at a time.
+            asins = asins.split(",")
         asin_list = [a.strip().upper() for a in asins if a and a.strip()]
         if not asin_list:
             raise BadRequest("no ASINs given", endpoint="product")
@@ -197,6 +204,8 @@ class KeepaClient:
         reply = self._request("product", params)
         raw = reply.body.get("products")
         if raw is None:
+            # Keepa leaves `products` out when none of the ASINs is known (the `keepa`
+            # package says "Possibly invalid ASINs"); the envelope is still there.
             raw = []
         if not isinstance(raw, list):
             raise MalformedResponse(
@@ -252,53 +261,65 @@ class KeepaClient:
                     timeout=self.timeout,
                 )
             content = resp.content  # may raise on a truncated chunked/gzip body
-        except requests.ConnectTimeout:
-            raise KeepaConnectionError(
+        except requests.RequestException as exc:
+            failure = self._transport_error(endpoint, exc)
+        else:
+            return self._parse(endpoint, resp.status_code, content, sent_at_s)
+        # Raised here, outside the `except`, so that requests' exception (whose message
+        # and `.request` quote the URL, key included) is not kept as `__context__`.
+        raise failure
+
+    def _transport_error(self, endpoint: str, exc: requests.RequestException) -> KeepaError:
+        if isinstance(exc, requests.ConnectTimeout):
+            return KeepaConnectionError(
                 f"/{endpoint}: no connection within {self.timeout[0]:g}s; nothing was sent",
                 endpoint=endpoint,
-            ) from None
-        except requests.Timeout as exc:
-            raise KeepaTimeout(
+            )
+        if isinstance(exc, requests.Timeout):
+            return KeepaTimeout(
                 f"/{endpoint}: no answer within {self.timeout[1]:g}s; Keepa may already have "
                 f"charged this request ({type(exc).__name__})",
                 endpoint=endpoint,
-            ) from None
-        except requests.ConnectionError as exc:
-            text = redact(str(exc))
+            )
+        text = redact(str(exc))
+        if isinstance(exc, requests.ConnectionError):
             if _never_sent(exc):
-                raise KeepaConnectionError(
+                return KeepaConnectionError(
                     f"/{endpoint}: cannot reach Keepa: {text}", endpoint=endpoint
-                ) from None
+                )
             # The request left; the connection broke before the answer. Keepa may have
             # charged it, exactly as with a read timeout.
-            raise KeepaTimeout(
+            return KeepaTimeout(
                 f"/{endpoint}: connection lost before the answer; Keepa may "
                 f"already have charged this request: {text}",
                 endpoint=endpoint,
-            ) from None
-        except requests.RequestException as exc:
-            # ChunkedEncodingError, ContentDecodingError: a truncated or corrupt body.
-            raise MalformedResponse(
-                f"/{endpoint}: body truncated or corrupt: {redact(str(exc))}", endpoint=endpoint
-            ) from None
-        return self._parse(endpoint, resp.status_code, content, sent_at_s)
+            )
+        if isinstance(exc, ChunkedEncodingError | ContentDecodingError):
+            return MalformedResponse(
+                f"/{endpoint}: body truncated or corrupt: {text}", endpoint=endpoint
+            )
+        # InvalidURL, MissingSchema, TooManyRedirects...: the request itself is wrong.
+        return BadRequest(f"/{endpoint}: the request could not be made: {text}", endpoint=endpoint)
 
     def _parse(self, endpoint: str, status: int, content: bytes, sent_at_s: float) -> KeepaReply:
         try:
-            body = json.loads(content)
-        except (ValueError, UnicodeDecodeError):
+            body: Any = json.loads(content)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            body = _NOT_JSON
+        # Raised outside the `except`: the JSONDecodeError would keep the whole body.
+        if body is _NOT_JSON:
             if status >= 500:
                 raise ServerError(
                     f"/{endpoint}: HTTP {status} with a non-JSON body",
                     endpoint=endpoint,
                     status=status,
-                ) from None
+                )
             raise MalformedResponse(
                 f"/{endpoint}: HTTP {status} body is not JSON ({len(content)} bytes, starts "
                 f"{redact(content[:40].decode('utf-8', 'replace'))!r})",
                 endpoint=endpoint,
                 status=status,
-            ) from None
+            )
         if not isinstance(body, dict):
             raise MalformedResponse(
                 f"/{endpoint}: HTTP {status} body is not a JSON object",
@@ -322,10 +343,12 @@ class KeepaClient:
 def _error_for(
     endpoint: str, status: int, body: dict[str, Any], envelope: TokenEnvelope | None
 ) -> KeepaError:
-    err = body.get("error") if isinstance(body.get("error"), dict) else {}
-    assert isinstance(err, dict)
-    etype = str(err.get("type", ""))
-    emsg = redact(str(err.get("message", "")))
+    raw_error = body.get("error")
+    if isinstance(raw_error, dict):
+        etype, emsg = str(raw_error.get("type", "")), str(raw_error.get("message", ""))
+    else:  # a bare string (or nothing): keep what there is
+        etype, emsg = "", "" if raw_error is None else str(raw_error)
+    etype, emsg = redact(etype), redact(emsg)
     detail = f"{etype}: {emsg}".strip(": ") or "no error details"
     where = f"/{endpoint}: HTTP {status}"
     kw: dict[str, Any] = {"endpoint": endpoint, "status": status, "envelope": envelope}

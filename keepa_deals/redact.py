@@ -28,7 +28,7 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites a record's message with secrets removed (attach to handlers/loggers)."""
+    """Rewrites a record's message (and its traceback text) with secrets removed."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -36,15 +36,37 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg = cleaned
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Formatters use a cached exc_text when there is one: fill it, cleaned, but
+            # only when it needs cleaning, so custom formatters keep their own layout.
+            text = logging.Formatter().formatException(record.exc_info)
+            if redact(text) != text:
+                record.exc_text = redact(text)
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
 
 
 _FILTER = RedactingFilter()
+# A logger's filters only see records logged on that very logger, not on its children,
+# so every logger that may print a URL is named. urllib3.util.retry logs the URL of each
+# retry; connectionpool logs request lines at DEBUG.
+_LOGGERS = (
+    "urllib3",
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    "requests",
+    "keepa_deals",
+    "keepa_deals.keepa_api",
+)
 
 
 def install_log_redaction() -> None:
-    """Attach the filter to urllib3's loggers and to every root handler (idempotent)."""
-    for name in ("urllib3", "urllib3.connectionpool", "requests", "keepa_deals"):
+    """Attach the filter to the loggers above and to every root handler (idempotent)."""
+    for name in _LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
