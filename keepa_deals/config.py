@@ -117,6 +117,14 @@ def _classes(name: str, raw: str) -> tuple[str, ...]:
     return items
 
 
+def _percent_2dp(name: str, raw: str) -> float:
+    value = _float(0, 99.99)(name, raw)
+    # Fees are computed in integer basis points, so the percent must be exact in them.
+    if abs(value * 100 - round(value * 100)) > 1e-9:
+        raise ConfigError(name, raw, "must have at most two decimals (e.g. 15 or 8.25)")
+    return value
+
+
 def _path(name: str, raw: str) -> Path:
     if not raw.strip():
         raise ConfigError(name, raw, "must be a file path")
@@ -188,6 +196,14 @@ VARIABLES: tuple[Var, ...] = (
         "Prefix of every Redis key keepa-deals writes.",
     ),
     Var("DEALS_DB_PATH", "deals_db_path", _path, "var/deals.db", "The SQLite deals database."),
+    Var(
+        "DEALS_DB_BUSY_TIMEOUT_S",
+        "db_busy_timeout_s",
+        _float(1, 600),
+        "60",
+        "Seconds a writer waits for another writer's lock before failing (SQLite's 5 s "
+        "default killed the predecessor's backfiller).",
+    ),
     Var(
         "DEAL_QUERY_PATH",
         "deal_query_path",
@@ -288,6 +304,117 @@ VARIABLES: tuple[Var, ...] = (
         "300",
         "A class that has not asked for this long no longer counts as waiting.",
     ),
+    # --- evaluation ---
+    # Defaults suit used books bought from third-party sellers and resold through FBA.
+    # Buy prices are Keepa's USED price type; the sell price is estimated from the
+    # 90-day used average, the used price history and the competing used offers.
+    Var(
+        "BUY_PRICE_MIN_CENTS",
+        "buy_price_min_cents",
+        _int(1),
+        "300",
+        "Stage 0/1: lowest used price (cents) worth buying; below it fees eat any margin.",
+    ),
+    Var(
+        "BUY_PRICE_MAX_CENTS",
+        "buy_price_max_cents",
+        _int(1),
+        "10000",
+        "Stage 0/1: highest used price (cents) to buy: caps the money tied up in one book.",
+    ),
+    Var(
+        "MIN_PERCENT_DROP",
+        "min_percent_drop",
+        _int(0, 100),
+        "20",
+        "Stage 0: how far (percent) the used price must be below its 90-day average.",
+    ),
+    Var(
+        "SALES_RANK_MIN",
+        "sales_rank_min",
+        _int(1),
+        "1",
+        "Stage 0/1: best sales rank accepted (1 = no lower bound).",
+    ),
+    Var(
+        "SALES_RANK_MAX",
+        "sales_rank_max",
+        _int(1),
+        "2000000",
+        "Stage 0/1: worst sales rank accepted; slower books rarely sell.",
+    ),
+    Var(
+        "MIN_RANK_DROPS_90",
+        "min_rank_drops_90",
+        _int(0),
+        "1",
+        "Stage 1: sales-rank drops (sales) needed in the last 90 days.",
+    ),
+    Var(
+        "MIN_PROFIT_CENTS",
+        "min_profit_cents",
+        _int(0),
+        "300",
+        "Stages 0-2: least profit (cents) after buying, shipping and Amazon's fees.",
+    ),
+    Var(
+        "MIN_ROI_PERCENT",
+        "min_roi_percent",
+        _int(0, 10_000),
+        "30",
+        "Stages 0-2: least return on the money paid for the copy, in percent.",
+    ),
+    Var(
+        "REFERRAL_FEE_PERCENT",
+        "referral_fee_percent",
+        _percent_2dp,
+        "15",
+        "Amazon's referral fee, percent of the sell price (books: 15). Two decimals at most.",
+    ),
+    Var(
+        "CLOSING_FEE_CENTS",
+        "closing_fee_cents",
+        _int(0),
+        "180",
+        "Amazon's per-item closing fee for media, in cents (books: 180).",
+    ),
+    Var(
+        "FBA_FEE_CENTS",
+        "fba_fee_cents",
+        _int(0),
+        "350",
+        "FBA fulfilment fee per unit, in cents (a standard-size book).",
+    ),
+    Var(
+        "BUY_SHIPPING_CENTS",
+        "buy_shipping_cents",
+        _int(0),
+        "399",
+        "Shipping assumed on a used copy before its offer is known (stages 0-1); "
+        "stage 2 uses the offer's own.",
+    ),
+    Var(
+        "STALE_AFTER_S",
+        "stale_after_s",
+        _int(3600),
+        "86400",
+        "A deal not seen on a deal page for this long gets a 1-token refresh before it "
+        "can be dropped.",
+    ),
+    Var(
+        "QUARANTINE_AFTER_FAILURES",
+        "quarantine_after_failures",
+        _int(1, 1000),
+        "3",
+        "An ASIN that fails this many times in a row is quarantined, not retried.",
+    ),
+    Var(
+        "REJECTION_MEMORY_S",
+        "rejection_memory_s",
+        _int(0),
+        "1209600",
+        "A rejected ASIN is not paid for again at the same price for this long (0: forever).",
+    ),
 )
 
 _BY_NAME = {var.name: var for var in VARIABLES}
@@ -328,6 +455,22 @@ class Settings:
     token_sync_interval_s: int = 1800
     grant_ttl_s: int = 300
     demand_ttl_s: int = 300
+    db_busy_timeout_s: float = 60.0
+    buy_price_min_cents: int = 300
+    buy_price_max_cents: int = 10_000
+    min_percent_drop: int = 20
+    sales_rank_min: int = 1
+    sales_rank_max: int = 2_000_000
+    min_rank_drops_90: int = 1
+    min_profit_cents: int = 300
+    min_roi_percent: int = 30
+    referral_fee_percent: float = 15.0
+    closing_fee_cents: int = 180
+    fba_fee_cents: int = 350
+    buy_shipping_cents: int = 399
+    stale_after_s: int = 86_400
+    quarantine_after_failures: int = 3
+    rejection_memory_s: int = 1_209_600
 
     def __post_init__(self) -> None:
         self.validate()
@@ -378,6 +521,11 @@ class Settings:
     def min_share(self, cls: str) -> float:
         return float(getattr(self, f"min_share_{cls}"))
 
+    @property
+    def referral_fee_bps(self) -> int:
+        """The referral fee in basis points, so fee arithmetic stays in integers."""
+        return round(self.referral_fee_percent * 100)
+
     # --- validation ---------------------------------------------------------------
 
     def validate(self) -> None:
@@ -421,12 +569,36 @@ class Settings:
                 f"shares add up to {shares:g}; the refill can't be promised twice "
                 "(TOKEN_MIN_SHARE_UPSERT + TOKEN_MIN_SHARE_BACKFILL <= 1)",
             )
+        self._validate_evaluation()
         worst_call_s = self.keepa_connect_timeout_s + self.keepa_read_timeout_s
         if self.grant_ttl_s < worst_call_s:
             raise ConfigError(
                 "TOKEN_GRANT_TTL_S",
                 self.grant_ttl_s,
                 f"must cover one call's timeouts ({worst_call_s:g} s)",
+            )
+
+    def _validate_evaluation(self) -> None:
+        """Ranges that would reject every deal, for free and without saying why."""
+        if self.buy_price_min_cents > self.buy_price_max_cents:
+            raise ConfigError(
+                "BUY_PRICE_MIN_CENTS",
+                self.buy_price_min_cents,
+                f"must not exceed BUY_PRICE_MAX_CENTS={self.buy_price_max_cents}",
+            )
+        if self.sales_rank_min > self.sales_rank_max:
+            raise ConfigError(
+                "SALES_RANK_MIN",
+                self.sales_rank_min,
+                f"must not exceed SALES_RANK_MAX={self.sales_rank_max}",
+            )
+        if abs(self.referral_fee_percent * 100 - self.referral_fee_bps) > 1e-9:
+            raise ConfigError(
+                "REFERRAL_FEE_PERCENT", self.referral_fee_percent, "must have at most two decimals"
+            )
+        if not 0 <= self.referral_fee_bps < 10_000:
+            raise ConfigError(
+                "REFERRAL_FEE_PERCENT", self.referral_fee_percent, "must be within 0..99.99"
             )
 
     # --- presentation -------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""SQLite connections that a reading dashboard cannot break, and explicit transactions.
+
+Story 20: SQLite's default 5 s busy timeout, under a dashboard reading the database,
+killed the predecessor's backfiller for good. Here:
+
+- WAL mode: readers never block the writer and the writer never blocks readers, so a
+  dashboard holding a long read transaction costs nothing but a growing WAL file.
+- A long busy timeout, for the one remaining wait: two writers.
+- Writers take the write lock up front (`BEGIN IMMEDIATE`). A deferred transaction that
+  reads first and writes later can hit SQLITE_BUSY with no wait at all when another
+  writer committed in between; an immediate one waits its turn under the timeout.
+- `isolation_level=None`: Python's sqlite3 never opens or commits a transaction
+  behind our back; `transaction()` is the only place that does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from keepa_deals.store.errors import StoreError
+
+DEFAULT_BUSY_TIMEOUT_S = 60.0
+MEMORY = ":memory:"
+_savepoints = itertools.count(1)
+
+
+def connect(
+    path: str | os.PathLike[str], *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+) -> sqlite3.Connection:
+    """A read-write connection in WAL mode. Creates the file (and its folder) if needed.
+
+    Connections are not shared between threads (sqlite3's default check stays on):
+    open one per thread or task.
+    """
+    in_memory = str(path) == MEMORY
+    if not in_memory:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        # The busy timeout first: switching to WAL may itself wait for a lock.
+        conn.execute(f"PRAGMA busy_timeout = {round(busy_timeout_s * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if not in_memory and str(mode).lower() != "wal":
+            raise StoreError(
+                f"{path}: SQLite refused WAL mode (journal_mode={mode}); network file "
+                "systems cannot do WAL: put DEALS_DB_PATH on a local disk"
+            )
+        # In WAL mode NORMAL is safe: a power cut may lose the last commits, never
+        # corrupt, and a lost commit loses its watermark together with its results.
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_readonly(
+    path: str | os.PathLike[str], *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+) -> sqlite3.Connection:
+    """A connection that cannot write: what a dashboard or a diagnostic should use."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {round(busy_timeout_s * 1000)}")
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """All or nothing: commit on success, roll back on any exception.
+
+    The outermost call is a `BEGIN IMMEDIATE` transaction. A call inside another one is
+    a savepoint, so the store's functions can be atomic alone and still join the
+    caller's transaction (results and the watermark that they justify commit together).
+    Do not start writes inside a plain `BEGIN` you opened yourself: that read
+    transaction cannot always be upgraded to a write one.
+    """
+    if conn.in_transaction:
+        name = f"sp{next(_savepoints)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        conn.execute(f"RELEASE {name}")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback_if_open(conn)
+        raise
+
+
+def _rollback_if_open(conn: sqlite3.Connection) -> None:
+    # A failed COMMIT may already have ended the transaction; ROLLBACK would then fail
+    # and hide the original error.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
