@@ -86,10 +86,18 @@ def _optional_key(name: str, raw: str) -> str | None:
 def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
     def parse(name: str, raw: str) -> str:
         value = raw.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.hostname:
-            shown = mask_url_password(value)
-            raise ConfigError(name, shown, f"must be a URL starting with {' or '.join(schemes)}://")
+        allowed = f"must be a URL starting with {' or '.join(schemes)}://"
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - reading it is the check: out-of-range ports raise
+        except ValueError as exc:
+            # urlsplit cannot mask what it cannot parse: hide anything like a password.
+            shown = re.sub(r"(//[^/@]*?:)[^@/]*@", r"\1***@", raw.strip())
+            raise ConfigError(name, shown, f"{allowed} ({exc})") from None
+        # A unix socket URL names a path, not a host.
+        located = parts.path if parts.scheme == "unix" else parts.hostname
+        if parts.scheme not in schemes or not located:
+            raise ConfigError(name, mask_url_password(raw.strip()), allowed)
         return value
 
     return parse
@@ -246,7 +254,7 @@ VARIABLES: tuple[Var, ...] = (
         "min_share_backfill",
         _float(0, 1),
         "0.2",
-        "Fraction of the refill the backfiller is guaranteed while it keeps asking.",
+        "Fraction of the refill the backfiller is guaranteed while it keeps asking (> 0).",
     ),
     Var(
         "TOKEN_DEFICIT_FLOOR",
@@ -504,7 +512,8 @@ class Settings:
         for name, raw in overrides.items():
             var = _BY_NAME.get(name)
             if var is None:
-                raise ConfigError(name, raw, "is not a keepa-deals setting (see .env.example)")
+                # A typo such as KEEPA_API_KEYS may carry the key: never echo the value.
+                raise ConfigError(name, "<hidden>", "is not a keepa-deals setting (see .env.example)")
             changes[var.attr] = var.parse(name, raw)
         return replace(self, **changes)
 
@@ -560,6 +569,15 @@ class Settings:
                 "RECHARGE_LOW",
                 self.recharge_low,
                 f"must be above TOKEN_DEFICIT_FLOOR={self.deficit_floor}",
+            )
+        if self.min_share_backfill <= 0:
+            # The lowest class has nobody below it to borrow from: without a share, an
+            # upserter that keeps asking could starve it forever (story 2).
+            raise ConfigError(
+                "TOKEN_MIN_SHARE_BACKFILL",
+                self.min_share_backfill,
+                "must be above 0: it is what bounds the backfiller's wait when the "
+                "upserter keeps asking (e.g. 0.01 for 1% of the refill)",
             )
         shares = self.min_share_upsert + self.min_share_backfill
         if shares > 1.0:

@@ -184,12 +184,6 @@ def test_a_bad_redis_url_does_not_echo_its_password(tmp_path: Path) -> None:
     assert REDIS_PASSWORD not in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="config.py bug: urlsplit's ValueError escapes instead of a ConfigError "
-    "(remove this marker once _url catches it)",
-)
 @pytest.mark.parametrize(
     ("name", "value"),
     [("REDIS_URL", "redis://[::1/0"), ("KEEPA_API_URL", "http://[api.keepa.com")],
@@ -200,11 +194,6 @@ def test_an_unparseable_url_is_a_config_error(tmp_path: Path, name: str, value: 
     assert caught.value.variable == name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py bug: a port outside 0-65535 is accepted and fails later "
-    "(remove this marker once _url checks parts.port)",
-)
 @pytest.mark.parametrize(
     ("name", "value"),
     [("REDIS_URL", "redis://127.0.0.1:99999/0"), ("KEEPA_API_URL", "http://127.0.0.1:0x50")],
@@ -215,11 +204,6 @@ def test_a_url_with_a_bad_port_is_a_config_error(tmp_path: Path, name: str, valu
     assert caught.value.variable == name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py bug: unix:// is an allowed REDIS_URL scheme but a socket path has no "
-    "hostname, so every unix:// URL is refused (remove this marker once fixed)",
-)
 def test_a_unix_socket_redis_url_is_accepted(tmp_path: Path) -> None:
     url = "unix:///run/redis/redis.sock?db=0"
     assert from_env({"REDIS_URL": url}, tmp_path).redis_url == url
@@ -228,6 +212,11 @@ def test_a_unix_socket_redis_url_is_accepted(tmp_path: Path) -> None:
 # --- cross-setting rules ----------------------------------------------------------------
 
 RULES = [
+    (
+        {"TOKEN_MIN_SHARE_BACKFILL": "0"},
+        "TOKEN_MIN_SHARE_BACKFILL",
+        "must be above 0",
+    ),
     (
         {"KEEPA_PLAN_RATE": "1", "TOKEN_THRESHOLD_BACKFILL": "61", "RECHARGE_HIGH": "60"},
         "TOKEN_THRESHOLD_BACKFILL",

@@ -75,7 +75,7 @@ def test_story_3_priority_does_not_run_backwards(make_manager: ManagerFactory) -
         bucket=KeepaBucket(balance=60),
         threshold_upsert=50,
         threshold_backfill=180,
-        min_share_backfill=0.0,
+        min_share_backfill=0.01,
     )
     up = tm.try_acquire("upsert", 200)
     # The starting balance clears the threshold; the cost may run into the deficit.
@@ -85,7 +85,7 @@ def test_story_3_priority_does_not_run_backwards(make_manager: ManagerFactory) -
 def test_story_3_waiting_upsert_is_served_before_backfill(
     make_manager: ManagerFactory, clock: ManualClock
 ) -> None:
-    tm = make_manager(bucket=KeepaBucket(balance=25), min_share_backfill=0.0)
+    tm = make_manager(bucket=KeepaBucket(balance=25), min_share_backfill=0.01)
     up = tm.try_acquire("upsert", 300)  # needs 300 - 180 = 120 to stay above the floor
     assert not up.granted and up.reason == "deficit_floor" and up.target == 120
     clock.advance(up.wait_s - 120)  # the upserter is still waiting, and asks again
@@ -173,7 +173,7 @@ def test_story_6_recharge_times_out_and_does_not_rearm(
     # A drifted count: Keepa keeps saying the balance is low, so recharge cannot end
     # by refill. The timeout must end it, and the release must be real progress.
     bucket = KeepaBucket(balance=10)
-    tm = make_manager(bucket=bucket, min_share_backfill=0.0, recharge_timeout_s=3600)
+    tm = make_manager(bucket=bucket, min_share_backfill=0.01, recharge_timeout_s=3600)
     refused = tm.try_acquire("backfill", 5)
     assert not refused.granted and refused.reason == "recharge"
     assert tm.status()["recharge"]["active"] is True
@@ -246,7 +246,7 @@ def test_story_10_capacity_and_waits_follow_the_reported_rate(
     make_manager: ManagerFactory, clock: ManualClock
 ) -> None:
     bucket = KeepaBucket(balance=0)
-    tm = make_manager(bucket=bucket, min_share_backfill=0.0)
+    tm = make_manager(bucket=bucket, min_share_backfill=0.01)
     slow = tm.try_acquire("upsert", 10)
     with pytest.raises(ImpossibleRequest):
         tm.try_acquire("backfill", 1600)  # 300 - (-180) = 480 at most, at 5/min
