@@ -352,6 +352,29 @@ class TokenManager:
             "classes": classes,
         }
 
+    # --- operator controls --------------------------------------------------------
+
+    def set_recharge(self, active: bool) -> dict[str, Any]:
+        """Turn recharge on (`pause`) or off (`resume`) by hand; returns the new status.
+
+        A pause holds the recharge-gated classes until `resume` or RECHARGE_TIMEOUT_S,
+        whichever comes first, so a forgotten pause cannot stall the service for good
+        (story 6). A resume blocks automatic re-entry for one timeout, as a timeout does.
+        """
+        if self.status()["state"] != "ok":
+            raise TokenStateMissing("no token state in Redis yet: nothing to pause or resume")
+        now_ms = self.now_ms()
+        if active:
+            fields: dict[str, Any] = {"rc_active": "1", "rc_manual": "1", "rc_since_ms": now_ms}
+        else:
+            block_ms = now_ms + self.policy.recharge_timeout_s * 1000
+            fields = {"rc_active": "0", "rc_last_exit": "manual", "rc_block_until_ms": block_ms}
+        # One HSET (and HDEL) is atomic; the scripts read these fields on their next call.
+        self.redis.hset(self.keys.token_state, mapping=fields)
+        if not active:
+            self.redis.hdel(self.keys.token_state, "rc_manual")
+        return self.status()
+
     def admissible_cost(self, cls: str, limit: int) -> int:
         """The largest cost up to `limit` this class would be granted right now, or 0.
 

@@ -245,3 +245,27 @@ def test_status_is_json_serialisable_and_complete(make_manager: ManagerFactory) 
         assert key in back
     assert back["reason"] == "recharge" and back["waiting"] is True
     assert back["starvation_bound_s"] is not None
+
+
+def test_pause_and_resume_by_hand(make_manager: ManagerFactory, clock: ManualClock) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=300))
+    assert tm.try_acquire("backfill", 10).granted
+    paused = tm.set_recharge(True)
+    assert paused["recharge"]["active"] is True
+    refused = tm.try_acquire("backfill", 10)
+    # Even with a full bucket: an operator's pause holds until resume or the timeout.
+    assert not refused.granted and refused.reason == "recharge"
+    assert refused.wait_s == 3600
+    assert tm.try_acquire("upsert", 10).granted  # the upserter is not gated by default
+    clock.advance(3600)
+    assert tm.status()["recharge"]["last_exit"] == "timeout"  # a forgotten pause ends
+    tm.set_recharge(True)
+    resumed = tm.set_recharge(False)
+    assert resumed["recharge"]["active"] is False
+    assert resumed["recharge"]["last_exit"] == "manual"
+    assert tm.try_acquire("backfill", 10).granted
+
+
+def test_pause_without_state_is_a_clear_error(make_manager: ManagerFactory) -> None:
+    with pytest.raises(TokenStateMissing):
+        make_manager().set_recharge(True)

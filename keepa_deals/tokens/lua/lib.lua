@@ -132,11 +132,13 @@ local function update_recharge(ctx)
   local active = ctx.st.rc_active == '1'
   if active then
     local since = num(ctx.st.rc_since_ms, ctx.now)
-    if ctx.est >= ctx.high then
+    -- An operator's pause (rc_manual) ends only by resume or by the timeout.
+    if ctx.est >= ctx.high and ctx.st.rc_manual ~= '1' then
       set_st(ctx, 'rc_active', '0')
       set_st(ctx, 'rc_last_exit', 'refilled')
     elseif ctx.now >= since + ctx.cfg.timeout_ms then
       set_st(ctx, 'rc_active', '0')
+      set_st(ctx, 'rc_manual', nil)
       set_st(ctx, 'rc_last_exit', 'timeout')
       set_st(ctx, 'rc_block_until_ms', ctx.now + ctx.cfg.timeout_ms)
     end
@@ -200,12 +202,15 @@ local function own_need(ctx, c, cost)
   local target, reason = hard, hard_reason
   if c.cfg.threshold > target then target, reason = c.cfg.threshold, 'threshold' end
   local wait = time_to(ctx, target)
-  if c.cfg.gated and ctx.st.rc_active == '1' and ctx.est < ctx.high then
+  local manual = ctx.st.rc_manual == '1'
+  if c.cfg.gated and ctx.st.rc_active == '1' and (ctx.est < ctx.high or manual) then
     local since = num(ctx.st.rc_since_ms, ctx.now)
-    local until_exit = min_wait(time_to(ctx, ctx.high), math.max(0, since + ctx.cfg.timeout_ms - ctx.now))
+    local until_timeout = math.max(0, since + ctx.cfg.timeout_ms - ctx.now)
+    local until_exit = manual and until_timeout or min_wait(time_to(ctx, ctx.high), until_timeout)
     local rc_wait = max_wait(until_exit, wait)
     if rc_wait ~= 0 then
-      return math.max(ctx.high, target), 'recharge', rc_wait
+      -- Paused by hand, no balance admits a gated class: only resume or the timeout.
+      return math.max(ctx.high, target), 'recharge', rc_wait, manual
     end
   end
   -- A class with a share that is not yet entitled becomes so once its credit accrues.
@@ -227,8 +232,8 @@ end
 -- The full decision for class c asking for `cost`: own need, then yielding to every
 -- waiting class that goes first and whose target the grant would push out of reach.
 local function decide(ctx, c, cost)
-  local target, reason, wait = own_need(ctx, c, cost)
-  local ok = ctx.est >= target
+  local target, reason, wait, blocked = own_need(ctx, c, cost)
+  local ok = ctx.est >= target and not blocked
   for i = 1, ctx.n do
     local d = ctx.classes[i]
     if d ~= c and is_waiting(ctx, d) then
