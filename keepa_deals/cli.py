@@ -8,6 +8,17 @@ import sys
 import click
 
 from keepa_deals import __version__
+from keepa_deals.cli_ops import (
+    backfill_command,
+    doctor_command,
+    migrate_command,
+    pause_command,
+    reset_watermark_command,
+    resume_command,
+    status_command,
+)
+from keepa_deals.cli_run import run_command
+from keepa_deals.cli_service import beat_command, worker_command
 from keepa_deals.config import Settings, env_example
 from keepa_deals.errors import ConfigError
 from keepa_deals.redact import install_log_redaction
@@ -43,6 +54,19 @@ def config_command(as_json: bool, example: bool) -> None:
 
 
 main.add_command(simulator_command)
+main.add_command(worker_command)
+main.add_command(beat_command)
+main.add_command(run_command)
+for _command in (
+    status_command,
+    doctor_command,
+    migrate_command,
+    pause_command,
+    resume_command,
+    reset_watermark_command,
+    backfill_command,
+):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

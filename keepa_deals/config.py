@@ -423,6 +423,49 @@ VARIABLES: tuple[Var, ...] = (
         "1209600",
         "A rejected ASIN is not paid for again at the same price for this long (0: forever).",
     ),
+    # --- service ---
+    Var(
+        "UPSERT_EVERY_S",
+        "upsert_every_s",
+        _int(5, 86_400),
+        "900",
+        "Beat runs the upserter this often.",
+    ),
+    Var(
+        "BACKFILL_EVERY_S",
+        "backfill_every_s",
+        _int(5, 86_400),
+        "60",
+        "Beat runs the backfiller this often.",
+    ),
+    Var(
+        "WORKER_CONCURRENCY",
+        "worker_concurrency",
+        _int(1, 64),
+        "2",
+        "Celery worker processes (one per queue is enough: each task runs once at a time).",
+    ),
+    Var(
+        "TASK_SOFT_TIME_LIMIT_S",
+        "task_soft_time_limit_s",
+        _int(10),
+        "900",
+        "A run is asked to stop (and saves its progress) after this long.",
+    ),
+    Var(
+        "TASK_TIME_LIMIT_S",
+        "task_time_limit_s",
+        _int(20),
+        "1020",
+        "A run is killed after this long (its lock then expires within LOCK_TTL_S).",
+    ),
+    Var(
+        "LOCK_TTL_S",
+        "lock_ttl_s",
+        _int(3, 3600),
+        "60",
+        "Task lock lifetime, renewed every third of it while the run lives.",
+    ),
 )
 
 _BY_NAME = {var.name: var for var in VARIABLES}
@@ -479,6 +522,12 @@ class Settings:
     stale_after_s: int = 86_400
     quarantine_after_failures: int = 3
     rejection_memory_s: int = 1_209_600
+    upsert_every_s: int = 900
+    backfill_every_s: int = 60
+    worker_concurrency: int = 2
+    task_soft_time_limit_s: int = 900
+    task_time_limit_s: int = 1020
+    lock_ttl_s: int = 60
 
     def __post_init__(self) -> None:
         self.validate()
@@ -513,7 +562,9 @@ class Settings:
             var = _BY_NAME.get(name)
             if var is None:
                 # A typo such as KEEPA_API_KEYS may carry the key: never echo the value.
-                raise ConfigError(name, "<hidden>", "is not a keepa-deals setting (see .env.example)")
+                raise ConfigError(
+                    name, "<hidden>", "is not a keepa-deals setting (see .env.example)"
+                )
             changes[var.attr] = var.parse(name, raw)
         return replace(self, **changes)
 
@@ -569,6 +620,13 @@ class Settings:
                 "RECHARGE_LOW",
                 self.recharge_low,
                 f"must be above TOKEN_DEFICIT_FLOOR={self.deficit_floor}",
+            )
+        if self.task_time_limit_s <= self.task_soft_time_limit_s:
+            raise ConfigError(
+                "TASK_TIME_LIMIT_S",
+                self.task_time_limit_s,
+                f"must be above TASK_SOFT_TIME_LIMIT_S={self.task_soft_time_limit_s}, so a "
+                "run can save its progress before it is killed",
             )
         if self.min_share_backfill <= 0:
             # The lowest class has nobody below it to borrow from: without a share, an

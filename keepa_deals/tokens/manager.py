@@ -364,15 +364,17 @@ class TokenManager:
         if self.status()["state"] != "ok":
             raise TokenStateMissing("no token state in Redis yet: nothing to pause or resume")
         now_ms = self.now_ms()
+        # One HSET (and HDEL) is atomic; the scripts read these fields on their next call.
+        key = self.keys.token_state
         if active:
-            fields: dict[str, Any] = {"rc_active": "1", "rc_manual": "1", "rc_since_ms": now_ms}
+            self.redis.hset(key, mapping={"rc_active": 1, "rc_manual": 1, "rc_since_ms": now_ms})
         else:
             block_ms = now_ms + self.policy.recharge_timeout_s * 1000
-            fields = {"rc_active": "0", "rc_last_exit": "manual", "rc_block_until_ms": block_ms}
-        # One HSET (and HDEL) is atomic; the scripts read these fields on their next call.
-        self.redis.hset(self.keys.token_state, mapping=fields)
-        if not active:
-            self.redis.hdel(self.keys.token_state, "rc_manual")
+            self.redis.hset(
+                key,
+                mapping={"rc_active": 0, "rc_last_exit": "manual", "rc_block_until_ms": block_ms},
+            )
+            self.redis.hdel(key, "rc_manual")
         return self.status()
 
     def admissible_cost(self, cls: str, limit: int) -> int:

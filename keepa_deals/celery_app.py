@@ -1,0 +1,81 @@
+"""The Celery application: broker and results in REDIS_URL, one queue per task.
+
+Beat runs the upserter every UPSERT_EVERY_S and the backfiller every BACKFILL_EVERY_S.
+Each beat message expires after one interval: a worker that was down for a day must
+not come back to a day's backlog of identical runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from keepa_deals.config import Settings
+
+UPSERT_TASK = "keepa_deals.update_recent_deals"
+BACKFILL_TASK = "keepa_deals.backfill_deals"
+UPSERT_QUEUE = "upsert"
+BACKFILL_QUEUE = "backfill"
+
+
+def celery_settings(settings: Settings) -> dict[str, Any]:
+    """Celery's configuration, derived from our one Settings object."""
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        # Our keys and Celery's share one Redis; Celery's are namespaced by the prefix.
+        "broker_transport_options": {
+            "global_keyprefix": f"{settings.redis_prefix}celery:",
+            # A task a killed worker held comes back after this; the lock makes a
+            # duplicate harmless, and beat would bring it back anyway.
+            "visibility_timeout": settings.task_time_limit_s + 60,
+        },
+        "result_backend_transport_options": {
+            "global_keyprefix": f"{settings.redis_prefix}celery:",
+        },
+        "result_expires": 24 * 3600,
+        # Separate queues: a backfill run never delays the upserter. The worker consumes
+        # both (`-Q upsert,backfill`); Celery creates them on first use.
+        "task_create_missing_queues": True,
+        "task_routes": {
+            UPSERT_TASK: {"queue": UPSERT_QUEUE},
+            BACKFILL_TASK: {"queue": BACKFILL_QUEUE},
+        },
+        "task_default_queue": BACKFILL_QUEUE,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": False,
+        "worker_prefetch_multiplier": 1,
+        "worker_concurrency": settings.worker_concurrency,
+        "task_soft_time_limit": settings.task_soft_time_limit_s,
+        "task_time_limit": settings.task_time_limit_s,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "update-recent-deals": {
+                "task": UPSERT_TASK,
+                "schedule": float(settings.upsert_every_s),
+                "options": {"queue": UPSERT_QUEUE, "expires": float(settings.upsert_every_s)},
+            },
+            "backfill-deals": {
+                "task": BACKFILL_TASK,
+                "schedule": float(settings.backfill_every_s),
+                "options": {"queue": BACKFILL_QUEUE, "expires": float(settings.backfill_every_s)},
+            },
+        },
+    }
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings.from_env()
+    app = Celery("keepa_deals", include=["keepa_deals.tasks"])
+    app.conf.update(celery_settings(settings))
+    return app
+
+
+app = make_app()
