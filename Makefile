@@ -28,6 +28,7 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy
+	MYPYPATH=Diagnostics $(VENV)/bin/mypy --strict $(wildcard Diagnostics/*.py)
 
 # pytest exits 5 when it collected nothing: that must never count as a pass.
 pytest: install redis

@@ -1,0 +1,43 @@
+"""Shared by the diagnostic scripts: settings (key masked), Redis, and verdict output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import redis
+
+from keepa_deals.config import Settings
+from keepa_deals.errors import ConfigError
+from keepa_deals.redact import install_log_redaction
+
+
+def settings() -> Settings:
+    install_log_redaction()
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        print(f"FAIL settings: {exc}")
+        sys.exit(1)
+
+
+def redis_client(s: Settings) -> redis.Redis:
+    return redis.Redis.from_url(s.redis_url, socket_connect_timeout=3, socket_timeout=3)
+
+
+def emit(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2, sort_keys=True, default=str))
+
+
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds == float("inf"):
+        return "until another class acts"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}min"
+    return f"{seconds / 3600:.1f}h"

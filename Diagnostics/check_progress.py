@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Progress, not liveness (story 23): newest deal age, watermark age, deals per hour over
+24 h, and the last runs with why each stopped. Read-only.
+
+Exit 1 on the predecessor's worst states: no progress for hours while tokens were
+available, or a lock held while nothing moves.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from _common import emit, fmt_s, settings
+
+from keepa_deals.doctor import check_locks, check_progress
+from keepa_deals.service_status import db_status
+
+
+def main() -> int:
+    as_json = "--json" in sys.argv
+    s = settings()
+    db = db_status(s.deals_db_path)
+    if db.get("state") != "ok":
+        print(f"FAIL database {db.get('state')}: {db.get('path', '')}")
+        return 1
+    print(
+        f"newest deal {fmt_s(db['newest_deal_age_s'])} old; watermark "
+        f"{fmt_s(db['watermark_age_s'])} old; {db['deals_per_hour_24h']} new deals/hour (24 h); "
+        f"{db['pending']} pending; backfill page {db['backfill_cursor']['page']}"
+    )
+    for run in db["last_runs"]:
+        print(
+            f"  {run['task']:8} tokens {run['tokens_total']:5}  accepted {run['deals_accepted']:4}"
+            f"  rejected {run['deals_rejected']:5}  deferred {run['deals_deferred']:5}"
+            f"  stopped: {run['stop_reason'] or 'still running (or crashed)'}"
+        )
+    verdicts = [check_progress(s), check_locks(s)]
+    for v in verdicts:
+        print(f"{ {'ok': 'OK  ', 'warn': 'WARN', 'fail': 'FAIL'}[v.outcome] } {v.name}: {v.detail}")
+    emit(db, as_json)
+    return 1 if any(v.outcome == "fail" for v in verdicts) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Operator commands against a real redis-server and a temporary database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from keepa_deals.cli import main
+from keepa_deals.clock import ManualClock
+from keepa_deals.config import Settings
+from keepa_deals.redis_server import RedisServerProcess
+from keepa_deals.store import (
+    BackfillCursor,
+    advance_watermark,
+    get_cursor,
+    get_watermark,
+    open_store,
+    set_cursor,
+    transaction,
+)
+from keepa_deals.tokens import TokenManager
+
+KEY = "clitestkey0123456789abcdef"
+
+
+@pytest.fixture
+def env(
+    tmp_path: Path, redis_server: RedisServerProcess, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    values = {
+        "REDIS_URL": redis_server.url,
+        "KEEPA_REDIS_PREFIX": prefix,
+        "DEALS_DB_PATH": str(tmp_path / "deals.db"),
+        "KEEPA_API_KEY": KEY,
+        "KEEPA_API_URL": "http://127.0.0.1:9",  # nothing listens: Keepa unreachable
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_migrate_creates_the_database(env: dict[str, str]) -> None:
+    code, out = invoke("migrate")
+    assert code == 0 and "schema v" in out
+    assert Path(env["DEALS_DB_PATH"]).exists()
+
+
+def test_reset_watermark_moves_it_backwards_and_says_so(env: dict[str, str]) -> None:
+    conn = open_store(env["DEALS_DB_PATH"])
+    with transaction(conn):
+        advance_watermark(conn, 1_800_000_000, 1_800_000_000)
+    code, out = invoke("reset-watermark", "--to", "2026-11-20T00:00:00Z")
+    assert code == 0 and "2026-11-20T00:00:00+00:00" in out and "2027-01-15" in out
+    assert get_watermark(conn) == 1_795_132_800
+    conn.close()
+
+
+def test_reset_watermark_refuses_a_bad_time(env: dict[str, str]) -> None:
+    code, out = invoke("reset-watermark", "--to", "yesterday")
+    assert code == 2 and "--to" in out
+
+
+def test_backfill_restart_puts_the_cursor_on_page_zero(env: dict[str, str]) -> None:
+    conn = open_store(env["DEALS_DB_PATH"])
+    set_cursor(conn, BackfillCursor(7, 2), 1_800_000_000)
+    code, out = invoke("backfill", "--restart")
+    assert code == 0 and "from page 7 (pass 2) to page 0 (pass 3)" in out
+    assert get_cursor(conn) == BackfillCursor(0, 3)
+    conn.close()
+
+
+def test_pause_and_resume_change_the_shared_state(env: dict[str, str]) -> None:
+    code, out = invoke("pause")
+    assert code == 1 and "no token state" in out  # nothing to pause yet: said plainly
+    settings = Settings.from_env()
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    clock = ManualClock()
+    tm = TokenManager.from_settings(settings, redis=client)
+    tm.observe(
+        {
+            "tokensLeft": 300,
+            "refillIn": 30_000,
+            "refillRate": 5,
+            "tokensConsumed": 0,
+            "timestamp": round(clock.now() * 1000),
+        }
+    )
+    code, out = invoke("pause")
+    assert code == 0 and "recharge is now ON" in out
+    assert tm.status()["recharge"]["active"] is True
+    code, out = invoke("resume")
+    assert code == 0 and "recharge is now OFF" in out
+    assert tm.status()["recharge"]["active"] is False
+    client.close()
+
+
+def test_status_json_reports_every_part(env: dict[str, str]) -> None:
+    invoke("migrate")
+    code, out = invoke("status", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert set(report) >= {"tokens", "locks", "database"}
+    assert report["locks"] == {"upsert": None, "backfill": None}
+    assert report["database"]["state"] == "ok"
+    assert KEY not in out
+
+
+def test_doctor_fails_and_names_what_is_wrong(env: dict[str, str]) -> None:
+    invoke("migrate")
+    code, out = invoke("doctor")
+    assert code == 1
+    assert "[ok  ] redis" in out and "[ok  ] database" in out
+    assert "[FAIL] keepa" in out  # nothing listens on the configured Keepa URL
+    assert "[FAIL] workers" in out
+    assert KEY not in out
+
+
+def test_worker_refuses_bad_settings_with_one_line(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKEN_THRESHOLD_BACKFILL", "480")
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "TOKEN_THRESHOLD_BACKFILL=480" in lines[0]
+
+
+def test_worker_refuses_unreachable_redis(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:9/0")
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    assert "redis: unreachable at redis://127.0.0.1:9/0" in result.output
+
+
+def test_worker_refuses_a_malformed_deal_query(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    query = tmp_path / "query.json"
+    query.write_text('{"domainId": 1, "dateRange": "1"}')
+    monkeypatch.setenv("DEAL_QUERY_PATH", str(query))
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    assert "dateRange" in result.output
