@@ -423,6 +423,46 @@ VARIABLES: tuple[Var, ...] = (
         "1209600",
         "A rejected ASIN is not paid for again at the same price for this long (0: forever).",
     ),
+    # --- harvest ---
+    Var(
+        "HARVEST_INLINE_WAIT_S",
+        "harvest_inline_wait_s",
+        _float(0, 300),
+        "20",
+        "Longest a run waits inline for tokens (the TokenManager computes the wait); a "
+        "longer wait ends the run, and the next scheduled run carries on.",
+    ),
+    Var(
+        "HARVEST_MAX_RUN_S",
+        "harvest_max_run_s",
+        _int(10, 86_400),
+        "600",
+        "A run ends after this long even with work and tokens left, so every run ends "
+        "(keep it below TASK_SOFT_TIME_LIMIT_S).",
+    ),
+    Var(
+        "HARVEST_COMMIT_BATCH",
+        "harvest_commit_batch",
+        _int(1, 100),
+        "10",
+        "Most products per stage-2 request (history + offers=20: up to 12 tokens each).",
+    ),
+    Var(
+        "UPSERT_FIRST_LOOKBACK_S",
+        "upsert_first_lookback_s",
+        _int(0, 43_200),
+        "3600",
+        "With no watermark yet, the upserter takes deals this recent only; older ones "
+        "are left to the backfiller.",
+    ),
+    Var(
+        "BACKFILL_PASS_PAUSE_S",
+        "backfill_pass_pause_s",
+        _int(0, 86_400),
+        "21600",
+        "After a pass over every page of the deal query, the backfiller waits this long "
+        "before it starts again at page 0 (each page costs 5 tokens; 0: at once).",
+    ),
     # --- service ---
     Var(
         "UPSERT_EVERY_S",
@@ -522,6 +562,11 @@ class Settings:
     stale_after_s: int = 86_400
     quarantine_after_failures: int = 3
     rejection_memory_s: int = 1_209_600
+    harvest_inline_wait_s: float = 20.0
+    harvest_max_run_s: int = 600
+    harvest_commit_batch: int = 10
+    upsert_first_lookback_s: int = 3600
+    backfill_pass_pause_s: int = 21_600
     upsert_every_s: int = 900
     backfill_every_s: int = 60
     worker_concurrency: int = 2
@@ -620,6 +665,13 @@ class Settings:
                 "RECHARGE_LOW",
                 self.recharge_low,
                 f"must be above TOKEN_DEFICIT_FLOOR={self.deficit_floor}",
+            )
+        if self.harvest_max_run_s >= self.task_soft_time_limit_s:
+            raise ConfigError(
+                "HARVEST_MAX_RUN_S",
+                self.harvest_max_run_s,
+                f"must be below TASK_SOFT_TIME_LIMIT_S={self.task_soft_time_limit_s}: a run "
+                "ends by itself before Celery has to interrupt it",
             )
         if self.task_time_limit_s <= self.task_soft_time_limit_s:
             raise ConfigError(

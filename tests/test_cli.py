@@ -121,11 +121,6 @@ def test_a_bad_key_exits_2_without_printing_it(workdir: Path, key: str) -> None:
     assert key not in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py bug: an unparseable URL raises a bare ValueError, so `config` "
-    "crashes instead of exiting 2 (remove this marker once _url raises ConfigError)",
-)
 def test_an_unparseable_url_exits_2(workdir: Path) -> None:
     result = CliRunner().invoke(main, ["config"], env={"REDIS_URL": "redis://[::1/0"})
     assert result.exit_code == 2

@@ -213,6 +213,16 @@ def test_a_unix_socket_redis_url_is_accepted(tmp_path: Path) -> None:
 
 RULES = [
     (
+        {"HARVEST_MAX_RUN_S": "900", "TASK_SOFT_TIME_LIMIT_S": "900"},
+        "HARVEST_MAX_RUN_S",
+        "must be below TASK_SOFT_TIME_LIMIT_S",
+    ),
+    (
+        {"TASK_SOFT_TIME_LIMIT_S": "900", "TASK_TIME_LIMIT_S": "900"},
+        "TASK_TIME_LIMIT_S",
+        "must be above TASK_SOFT_TIME_LIMIT_S",
+    ),
+    (
         {"TOKEN_MIN_SHARE_BACKFILL": "0"},
         "TOKEN_MIN_SHARE_BACKFILL",
         "must be above 0",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Literal
 
-from keepa_deals.evaluate import Accepted, DealSummary
+from keepa_deals.evaluate import Accepted, DealSummary, PeekPassed
 from keepa_deals.store.rows import columns, from_row, params, require_int
 
 
@@ -139,6 +139,39 @@ def accepted_deal_row(
         fees_cents=e.fees.fees_cents,
         profit_cents=e.profit_cents,
         roi_percent=e.roi_percent,
+        sales_rank=facts.sales_rank,
+        rank_drops_90=facts.rank_drops_90,
+        percent_drop=deal.percent_drop if deal else None,
+        deal_created_s=deal.created_s if deal else None,
+        keepa_last_update_s=facts.last_update_s,
+        last_evaluated_s=now_s,
+    )
+
+
+def candidate_deal_row(
+    peeked: PeekPassed,
+    *,
+    domain: int,
+    source: Source,
+    now_s: int,
+    deal: DealSummary | None = None,
+) -> DealRow:
+    """The row for a deal stage 1 found viable, before stage 2 has run: what the peek
+    learnt, no economics (so it is not on the dashboard). `last_evaluated_s` is the
+    peek's time: a task that stops before stage 2 can tell that this deal was already
+    peeked, and pays only for the commit next time."""
+    facts = peeked.facts
+    return DealRow(
+        asin=facts.asin,
+        domain=domain,
+        status=DealStatus.CANDIDATE,
+        source=source,
+        first_seen_s=now_s,
+        last_seen_s=now_s,
+        title=facts.title or (deal.title if deal else None),
+        root_category_id=facts.root_category_id,
+        category=facts.category,
+        avg90_price_cents=facts.avg90_price_cents,
         sales_rank=facts.sales_rank,
         rank_drops_90=facts.rank_drops_90,
         percent_drop=deal.percent_drop if deal else None,

@@ -92,14 +92,32 @@ def add_pending(conn: sqlite3.Connection, deals: Iterable[PendingDeal]) -> int:
 
 
 def take_pending(
-    conn: sqlite3.Connection, limit: int, domain: int | None = None
+    conn: sqlite3.Connection,
+    limit: int,
+    domain: int | None = None,
+    *,
+    source: Source | None = None,
+    after: tuple[int, str] | None = None,
 ) -> list[PendingDeal]:
     """Up to `limit` pending deals, oldest deal first. They stay pending until
-    `remove_pending`."""
+    `remove_pending`.
+
+    `source` keeps only the deals one task found. `after` is the (deal_created_s, asin)
+    of the last deal a caller already took: the walk goes on from there, so a deal that
+    failed and stays pending is not taken again by the same walk."""
+    created, asin = after if after is not None else (None, None)
     rows = conn.execute(
         "SELECT * FROM pending WHERE (:domain IS NULL OR domain = :domain)"
+        " AND (:source IS NULL OR source = :source)"
+        " AND (:created IS NULL OR (deal_created_s, asin) > (:created, :asin))"
         " ORDER BY deal_created_s, asin LIMIT :limit",
-        {"domain": domain, "limit": limit},
+        {
+            "domain": domain,
+            "source": None if source is None else Source(source).value,
+            "created": created,
+            "asin": asin,
+            "limit": limit,
+        },
     ).fetchall()
     return [from_row(PendingDeal, r) for r in rows]
 

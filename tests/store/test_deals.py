@@ -265,3 +265,33 @@ def test_an_accepted_evaluation_becomes_a_dashboard_row(conn: sqlite3.Connection
     assert shown.keepa_last_update_s == (km + 21_564_000) * 60
     stored = get_deal(conn, "0123456789", 1)
     assert stored is not None and stored.deal_created_s == (km - 5 + 21_564_000) * 60
+
+
+def test_a_peeked_deal_is_a_candidate_until_its_commit(conn: sqlite3.Connection) -> None:
+    from keepa_deals.config import Settings
+    from keepa_deals.evaluate import PeekPassed, parse_deal, peek
+    from keepa_deals.store import candidate_deal_row, zombie_deals
+
+    km = 7_880_000
+    current = [-1] * 36
+    current[2], current[3] = 1_500, 50_000
+    avg90 = [-1] * 36
+    avg90[2] = 6_000
+    product = {
+        "asin": "0123456789",
+        "title": "The Quiet Harbour",
+        "rootCategory": 283155,
+        "lastUpdate": km,
+        "stats": {"current": current, "avg90": avg90, "salesRankDrops90": 6},
+    }
+    peeked = peek(product, Settings())
+    assert isinstance(peeked, PeekPassed)
+    deal = parse_deal({"asin": "0123456789", "creationDate": km - 5, "current": current})
+    row = candidate_deal_row(peeked, domain=1, source=Source.BACKFILL, now_s=NOW_S, deal=deal)
+    upsert_deal(conn, row)
+    stored = get_deal(conn, "0123456789", 1)
+    assert stored is not None and stored.status is DealStatus.CANDIDATE
+    assert (stored.last_evaluated_s, stored.sales_rank, stored.rank_drops_90) == (NOW_S, 50_000, 6)
+    assert stored.deal_created_s == (km - 5 + 21_564_000) * 60
+    assert stored.buy_price_cents is None and top_deals(conn) == []
+    assert [z.asin for z in zombie_deals(conn, 10)] == ["0123456789"]

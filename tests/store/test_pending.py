@@ -89,3 +89,35 @@ def test_fields_are_checked(conn: sqlite3.Connection) -> None:
         conn.execute(
             "INSERT INTO pending VALUES ('000000000A', 1, 0, 0, 100, 'upsert', 'not json', 0, 0)"
         )
+
+
+def test_taking_by_source_and_walking_on_from_the_last_deal_taken(
+    conn: sqlite3.Connection,
+) -> None:
+    upserted = [pending(f"00000000U{n}", NOW_S - n * 120) for n in range(3)]
+    backfilled = [
+        replace(pending(f"00000000B{n}", NOW_S - n * 120 - 60), source=Source.BACKFILL)
+        for n in range(3)
+    ]
+    add_pending(conn, [*upserted, *backfilled])
+    assert [d.asin for d in take_pending(conn, 10, source=Source.UPSERT)] == [
+        "00000000U2",
+        "00000000U1",
+        "00000000U0",
+    ]
+    assert {d.source for d in take_pending(conn, 10, source=Source.BACKFILL)} == {Source.BACKFILL}
+    # A walk goes on after the last deal it took, even when that deal stays pending.
+    first = take_pending(conn, 2)
+    assert [d.asin for d in first] == ["00000000B2", "00000000U2"]
+    rest = take_pending(conn, 10, after=(first[-1].deal_created_s, first[-1].asin))
+    assert [d.asin for d in rest] == ["00000000B1", "00000000U1", "00000000B0", "00000000U0"]
+    # Same creation minute: the ASIN breaks the tie, so nothing is skipped or repeated.
+    twins = [pending(f"00000000T{n}", NOW_S - 3_600) for n in range(3)]
+    add_pending(conn, twins)
+    walk = take_pending(conn, 1)
+    seen = [walk[0].asin]
+    while walk:
+        walk = take_pending(conn, 1, after=(walk[0].deal_created_s, walk[0].asin))
+        seen += [d.asin for d in walk]
+    assert seen[:3] == ["00000000T0", "00000000T1", "00000000T2"] and len(seen) == 9
+    assert count_pending(conn) == 9

@@ -1,0 +1,103 @@
+"""The backfiller: it never ends for good (story 22), repairs zombies with a peek first
+(story 14), and refreshes stale deals for a token before they expire."""
+
+from __future__ import annotations
+
+from keepa_deals.store import (
+    BackfillCursor,
+    DealStatus,
+    count_by_status,
+    get_cursor,
+    stale_deals,
+    zombie_deals,
+)
+from tests.harvest.conftest import GENEROUS, START_S, HarnessFactory, run_tokens
+
+
+def test_story_22_the_backfill_starts_again_at_page_0_and_never_ends(
+    make_harness: HarnessFactory,
+) -> None:
+    h = make_harness(backfill_pass_pause_s=3600)
+    first = h.backfill()
+    assert first.stop_reason == "done"
+    assert get_cursor(h.conn) == BackfillCursor(page=0, passes=1)  # a short page ended it
+    h.at(600)
+    paused = h.backfill()
+    assert paused.stats.tokens_discovery == 0  # the pass pause, not an end
+    h.at(3600)
+    again = h.backfill()
+    assert again.stats.tokens_discovery > 0 and again.stats.deals_seen > 0
+    assert get_cursor(h.conn).passes == 2
+
+
+def test_story_22_an_empty_result_restarts_the_pass_instead_of_stopping(
+    make_harness: HarnessFactory,
+) -> None:
+    # No used book sells between 1 and 2 cents: every page is empty.
+    h = make_harness(backfill_pass_pause_s=0, query={"currentRange": [1, 2]})
+    for n in range(3):
+        h.at(n * 60)
+        summary = h.backfill()
+        assert summary.stop_reason == "done" and summary.stats.tokens_discovery == 5
+    assert get_cursor(h.conn) == BackfillCursor(page=0, passes=3)
+    # The same database with a query that matches: the cursor is not stuck.
+    ctx = h.context(deal_query_path=h.make_query({}))
+    from keepa_deals.backfiller import backfill_deals
+
+    found = backfill_deals(ctx)
+    assert found.stats.deals_seen > 0
+
+
+def test_zombie_repair_peeks_first_and_commits_only_the_viable(
+    make_harness: HarnessFactory,
+) -> None:
+    h = make_harness(**GENEROUS)
+    h.backfill()
+    accepted = count_by_status(h.conn)[DealStatus.ACCEPTED]
+    assert accepted >= 2
+    # Rows that lost their figures, and one for a product that is no deal at all.
+    h.conn.execute(
+        "UPDATE deals SET sell_price_cents = NULL, profit_cents = NULL, roi_percent = NULL"
+        " WHERE status = 'accepted'"
+    )
+    ordinary = next(
+        a
+        for a in h.sim.app.products.timeline.catalogue.asins
+        if h.conn.execute("SELECT 1 FROM deals WHERE asin = ?", (a,)).fetchone() is None
+        and h.conn.execute("SELECT 1 FROM rejections WHERE asin = ?", (a,)).fetchone() is None
+    )
+    h.conn.execute(
+        "INSERT INTO deals (asin, domain, status, source, first_seen_s, last_seen_s)"
+        " VALUES (?, 1, 'candidate', 'backfill', ?, ?)",
+        (ordinary, int(START_S), int(START_S)),
+    )
+    zombies = len(zombie_deals(h.conn, 1000))
+    assert zombies == accepted + 1
+    before = run_tokens(h.conn)
+    h.backfill()
+    after = run_tokens(h.conn)
+    assert zombie_deals(h.conn, 1000) == []
+    assert after["peek"] - before["peek"] == zombies  # one peek each
+    committed = h.conn.execute("SELECT deals_committed FROM runs ORDER BY id DESC").fetchone()
+    assert committed[0] <= accepted  # never for what the peek ruled out
+    row = h.conn.execute("SELECT status FROM deals WHERE asin = ?", (ordinary,)).fetchone()
+    assert row[0] == "rejected"
+
+
+def test_stale_deals_get_a_one_token_refresh_before_they_expire(
+    make_harness: HarnessFactory,
+) -> None:
+    h = make_harness(stale_after_s=3600, backfill_pass_pause_s=86_400, **GENEROUS)
+    h.backfill()
+    live = count_by_status(h.conn)[DealStatus.ACCEPTED]
+    assert live > 0
+    h.at(2 * 3600)  # nothing read a deal page since
+    stale = len(stale_deals(h.conn, int(h.clock.now()), 3600, 1000))
+    assert stale == live
+    before = run_tokens(h.conn)
+    h.backfill()
+    after = run_tokens(h.conn)
+    assert after["peek"] - before["peek"] == stale and after["commit"] == before["commit"]
+    assert stale_deals(h.conn, int(h.clock.now()), 3600, 1000) == []
+    counts = count_by_status(h.conn)
+    assert counts[DealStatus.ACCEPTED] + counts[DealStatus.EXPIRED] == live
