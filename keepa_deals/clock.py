@@ -52,13 +52,19 @@ class ManualClock:
 
 
 class ScaledClock:
-    """Runs `scale` times faster than the wall clock from a common origin."""
+    """Runs `scale` times faster than the wall clock from a common origin.
 
-    def __init__(self, scale: float, origin_s: float | None = None) -> None:
+    Processes that must agree (worker, beat, simulator) pass the same `origin_s` and
+    `wall_origin_s`: simulated time is then one function of the wall clock for all.
+    """
+
+    def __init__(
+        self, scale: float, origin_s: float | None = None, wall_origin_s: float | None = None
+    ) -> None:
         if scale <= 0:
             raise ValueError("scale must be positive")
         self.scale = scale
-        self._wall_origin_s = time.time()
+        self._wall_origin_s = time.time() if wall_origin_s is None else wall_origin_s
         self._origin_s = self._wall_origin_s if origin_s is None else origin_s
 
     def now(self) -> float:
