@@ -12,6 +12,7 @@ from typing import Any
 from celery import Celery
 
 from keepa_deals.config import Settings
+from keepa_deals.timebase import wall_s
 
 UPSERT_TASK = "keepa_deals.update_recent_deals"
 BACKFILL_TASK = "keepa_deals.backfill_deals"
@@ -21,6 +22,9 @@ BACKFILL_QUEUE = "backfill"
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
     """Celery's configuration, derived from our one Settings object."""
+    # Beat and Celery's limits run on wall time; our settings are in service time.
+    upsert_every = wall_s(settings, settings.upsert_every_s)
+    backfill_every = wall_s(settings, settings.backfill_every_s)
     return {
         "broker_url": settings.redis_url,
         "result_backend": settings.redis_url,
@@ -29,7 +33,7 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
             "global_keyprefix": f"{settings.redis_prefix}celery:",
             # A task a killed worker held comes back after this; the lock makes a
             # duplicate harmless, and beat would bring it back anyway.
-            "visibility_timeout": settings.task_time_limit_s + 60,
+            "visibility_timeout": wall_s(settings, settings.task_time_limit_s) + 60,
         },
         "result_backend_transport_options": {
             "global_keyprefix": f"{settings.redis_prefix}celery:",
@@ -47,8 +51,8 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": False,
         "worker_prefetch_multiplier": 1,
         "worker_concurrency": settings.worker_concurrency,
-        "task_soft_time_limit": settings.task_soft_time_limit_s,
-        "task_time_limit": settings.task_time_limit_s,
+        "task_soft_time_limit": wall_s(settings, settings.task_soft_time_limit_s),
+        "task_time_limit": wall_s(settings, settings.task_time_limit_s),
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
@@ -59,13 +63,13 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "beat_schedule": {
             "update-recent-deals": {
                 "task": UPSERT_TASK,
-                "schedule": float(settings.upsert_every_s),
-                "options": {"queue": UPSERT_QUEUE, "expires": float(settings.upsert_every_s)},
+                "schedule": upsert_every,
+                "options": {"queue": UPSERT_QUEUE, "expires": upsert_every},
             },
             "backfill-deals": {
                 "task": BACKFILL_TASK,
-                "schedule": float(settings.backfill_every_s),
-                "options": {"queue": BACKFILL_QUEUE, "expires": float(settings.backfill_every_s)},
+                "schedule": backfill_every,
+                "options": {"queue": BACKFILL_QUEUE, "expires": backfill_every},
             },
         },
     }

@@ -6,7 +6,6 @@ Controls that change state say exactly what they changed.
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from keepa_deals.doctor import run_doctor
 from keepa_deals.service_status import gather
 from keepa_deals.store import get_cursor, get_watermark, open_from_settings, set_cursor, transaction
 from keepa_deals.store.state import WATERMARK, advance_watermark
+from keepa_deals.timebase import now_s, service_clock
 from keepa_deals.tokens import TokenManager
 from keepa_deals.tokens.manager import TokenStateMissing
 
@@ -115,7 +115,8 @@ def migrate_command() -> None:
 
 def _manager() -> TokenManager:
     settings = load_settings()
-    return TokenManager.from_settings(settings, redis=redis.Redis.from_url(settings.redis_url))
+    client = redis.Redis.from_url(settings.redis_url)
+    return TokenManager.from_settings(settings, redis=client, clock=service_clock(settings))
 
 
 @click.command("pause")
@@ -166,7 +167,7 @@ def reset_watermark_command(to: str) -> None:
             # The ratchet refuses backwards moves; an operator's reset is the one
             # deliberate exception, so it replaces the row instead.
             conn.execute("DELETE FROM system_state WHERE key = ?", (WATERMARK,))
-            advance_watermark(conn, target_s, int(time.time()))
+            advance_watermark(conn, target_s, int(now_s(settings)))
     finally:
         conn.close()
     shown = "none" if before is None else datetime.fromtimestamp(before, UTC).isoformat()
@@ -183,7 +184,7 @@ def backfill_command(restart: bool) -> None:
     conn = open_from_settings(settings)
     try:
         before = get_cursor(conn)
-        set_cursor(conn, before.restart(), int(time.time()))
+        set_cursor(conn, before.restart(), int(now_s(settings)))
         after = get_cursor(conn)
     finally:
         conn.close()

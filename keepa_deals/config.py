@@ -465,6 +465,22 @@ VARIABLES: tuple[Var, ...] = (
     ),
     # --- service ---
     Var(
+        "KEEPA_TIME_SCALE",
+        "time_scale",
+        _float(1, 10_000),
+        "1",
+        "Simulator only: service time runs this many times faster than the wall clock "
+        "(token refills, beat, lock TTLs, waits). Must match the simulator's.",
+    ),
+    Var(
+        "KEEPA_TIME_ORIGIN_S",
+        "time_origin_s",
+        _float(0),
+        "0",
+        "Simulator only: the wall moment (unix s) where scaled time starts, shared by "
+        "every process and the simulator. Required when KEEPA_TIME_SCALE is not 1.",
+    ),
+    Var(
         "UPSERT_EVERY_S",
         "upsert_every_s",
         _int(5, 86_400),
@@ -567,6 +583,8 @@ class Settings:
     harvest_commit_batch: int = 10
     upsert_first_lookback_s: int = 3600
     backfill_pass_pause_s: int = 21_600
+    time_scale: float = 1.0
+    time_origin_s: float = 0.0
     upsert_every_s: int = 900
     backfill_every_s: int = 60
     worker_concurrency: int = 2
@@ -665,6 +683,19 @@ class Settings:
                 "RECHARGE_LOW",
                 self.recharge_low,
                 f"must be above TOKEN_DEFICIT_FLOOR={self.deficit_floor}",
+            )
+        if self.time_scale != 1 and self.time_origin_s <= 0:
+            raise ConfigError(
+                "KEEPA_TIME_ORIGIN_S",
+                self.time_origin_s,
+                f"must be set (unix seconds) when KEEPA_TIME_SCALE={self.time_scale:g}: every "
+                "process and the simulator must agree on when scaled time began",
+            )
+        if self.time_scale != 1 and "api.keepa.com" in self.keepa_api_url:
+            raise ConfigError(
+                "KEEPA_TIME_SCALE",
+                self.time_scale,
+                "must be 1 against the real Keepa: its refills run on wall time",
             )
         if self.harvest_max_run_s >= self.task_soft_time_limit_s:
             raise ConfigError(

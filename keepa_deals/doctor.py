@@ -8,7 +8,6 @@ run that has stopped moving.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from keepa_deals.keepa_api import KeepaClient
 from keepa_deals.preflight import Check, check_deal_query, check_redis
 from keepa_deals.service_status import db_status, lock_status, token_status
 from keepa_deals.store import check_schema, connect_readonly
+from keepa_deals.timebase import now_s as service_now_s
 
 # No new deal for this long while tokens were available is the predecessor's stall.
 STALL_AFTER_S = 3 * 3600
@@ -96,7 +96,7 @@ def check_tokens(settings: Settings) -> Check:
 
 
 def check_progress(settings: Settings, now_s: float | None = None) -> Check:
-    now_s = time.time() if now_s is None else now_s
+    now_s = service_now_s(settings) if now_s is None else now_s
     db = db_status(settings.deals_db_path, now_s)
     if db.get("state") != "ok":
         return Check("progress", "fail", f"database {db.get('state')}")
@@ -139,11 +139,12 @@ def check_locks(settings: Settings) -> Check:
     held = {task: h for task, h in locks.items() if h}
     if not held:
         return Check("locks", "ok", "none held")
-    db = db_status(settings.deals_db_path)
+    now_s = service_now_s(settings)
+    db = db_status(settings.deals_db_path, now_s)
     stuck = []
     for task in held:
         open_runs = [r for r in db.get("last_runs", []) if r["task"] == task and not r["ended_s"]]
-        if open_runs and time.time() - open_runs[0]["started_s"] > settings.task_time_limit_s:
+        if open_runs and now_s - open_runs[0]["started_s"] > settings.task_time_limit_s:
             stuck.append(task)
     detail = ", ".join(f"{t} by {h['owner']}" for t, h in held.items())
     if stuck:

@@ -20,6 +20,8 @@ from keepa_deals.config import Settings
 from keepa_deals.locking.lock import read_holder
 from keepa_deals.redis_keys import RedisKeys
 from keepa_deals.store import connect_readonly, get_cursor, get_watermark, recent_runs, updated_at
+from keepa_deals.timebase import now_s as service_now_s
+from keepa_deals.timebase import service_clock
 from keepa_deals.tokens import TokenManager
 
 TASKS = ("upsert", "backfill")
@@ -27,7 +29,9 @@ TASKS = ("upsert", "backfill")
 
 def token_status(settings: Settings, client: redis.Redis) -> dict[str, Any]:
     """The TokenManager's view; reads Redis only (never Keepa)."""
-    return TokenManager.from_settings(settings, redis=client).status()
+    return TokenManager.from_settings(
+        settings, redis=client, clock=service_clock(settings)
+    ).status()
 
 
 def lock_status(settings: Settings, client: redis.Redis) -> dict[str, Any]:
@@ -101,7 +105,7 @@ def gather(settings: Settings, client: redis.Redis | None = None) -> dict[str, A
             except redis.RedisError as exc:
                 out[name] = {"state": "error", "error": f"Redis unreachable: {exc}"}
         try:
-            out["database"] = db_status(settings.deals_db_path)
+            out["database"] = db_status(settings.deals_db_path, service_now_s(settings))
         except sqlite3.Error as exc:
             out["database"] = {"state": "error", "error": str(exc)}
     finally:

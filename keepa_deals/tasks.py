@@ -16,6 +16,7 @@ from keepa_deals.config import Settings
 from keepa_deals.locking import TaskLock
 from keepa_deals.redis_keys import RedisKeys
 from keepa_deals.store import close_abandoned_runs
+from keepa_deals.timebase import service_clock, wall_s
 from keepa_deals.tokens.manager import redis_client
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,18 @@ def run_locked(
 
     settings = settings or Settings.from_env()
     client = redis_client(settings.redis_url)
-    lock = TaskLock(client, RedisKeys(settings.redis_prefix), task, ttl_s=settings.lock_ttl_s)
+    # Redis expires keys on wall time; the TTL setting is in service time.
+    ttl_s = max(1.0, wall_s(settings, settings.lock_ttl_s))
+    lock = TaskLock(client, RedisKeys(settings.redis_prefix), task, ttl_s=ttl_s)
     try:
         if not lock.acquire():
             holder = lock.holder()
             who = f"{holder.owner} ({holder.ttl_left_s:.0f}s left)" if holder else "nobody now"
             log.info("%s: skipped, the lock is held by %s", task, who)
             return {"task": task, "skipped": "locked", "holder": holder.owner if holder else None}
-        ctx = HarvestContext.from_settings(settings, redis=client, stop=lock.lost.is_set)
+        ctx = HarvestContext.from_settings(
+            settings, redis=client, clock=service_clock(settings), stop=lock.lost.is_set
+        )
         # Holding the lock, no other run of this task is live: any run row left open
         # belongs to a killed worker.
         abandoned = close_abandoned_runs(ctx.conn, task, ctx.now_s())

@@ -72,7 +72,11 @@ end
 
 if not ctx.missing then
   refresh_estimate(ctx)
-  set_st(ctx, 'min_est', math.min(num(ctx.st.min_est, ctx.est), ctx.est))
+  -- With calls in flight the estimate may count a charge twice (Keepa's newer number
+  -- can include a grant still subtracted): only a settled estimate is a true low.
+  if ctx.inflight_cost == 0 then
+    set_st(ctx, 'min_est', math.min(num(ctx.st.min_est, ctx.est), ctx.est))
+  end
   update_recharge(ctx)
 end
 save(ctx)
