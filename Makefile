@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_PATHS := $(wildcard keepa_deals tests bench Diagnostics celery_config.py)
 
-.PHONY: install redis lint typecheck test pytest run simulator clean
+.PHONY: install redis lint typecheck test pytest run simulator bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ run: install redis
 
 simulator: install
 	$(PY) -m keepa_deals.cli simulator
+
+# Benchmarks are measurements, not tests: results go in docs/benchmarks.md.
+bench: install redis
+	$(PY) bench/token_manager.py
+	$(PY) bench/harvest_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
