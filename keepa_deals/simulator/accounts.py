@@ -77,10 +77,13 @@ class Accounts:
     def snapshot(self, now_s: float, scale: float) -> dict[str, Any]:
         keys = {}
         for fp, bucket in sorted(self.buckets.items()):
+            # Catch the bucket up first: the balance must include every refill so far,
+            # as tokens_refilled below does.
+            refill_in_ms = int(bucket.refill_in_ms(now_s) / scale)
             keys[fp] = {
                 "status": self._status.get(fp, "active" if self.accept_any_key else "unknown"),
                 "tokens_left": bucket.balance,
-                "refill_in_ms": int(bucket.refill_in_ms(now_s) / scale),
+                "refill_in_ms": refill_in_ms,
                 "tokens_charged": bucket.charged,
                 "tokens_refilled": bucket.refilled,
                 "tokens_lost_to_cap": bucket.lost_to_cap,

@@ -149,3 +149,18 @@ def test_concurrent_requests_are_accounted_exactly(make_sim: SimFactory, mode: s
         statuses = list(pool.map(lambda c: c.deal(USED_BOOKS).status_code, clients))
     assert sorted(statuses) == [200] * 10 + [429] * 10
     assert sim.state()["keys"][next(iter(sim.state()["keys"]))]["tokens_left"] == 0
+
+
+def test_state_balance_includes_refills_since_the_last_request(
+    make_sim: SimFactory, clock: ManualClock
+) -> None:
+    sim = make_sim(initial_tokens=0)
+    api = Api(sim.url)
+    try:
+        api.token()  # the key exists with 0 tokens
+        clock.advance(10 * 60)
+        key = next(iter(sim.state()["keys"].values()))
+        assert key["tokens_refilled"] == 50
+        assert key["tokens_left"] == 50  # not the stale 0 of the last request
+    finally:
+        api.close()
