@@ -3,12 +3,12 @@
     python bench/harvest_cost.py [--hours 24] [--rate 5] [--catalogue 30000] [--seed 1]
                                  [--json] [--check]
 
-Starts its own redis-server (RedisServerProcess, a free loopback port) and the Keepa
-simulator over HTTP on a ManualClock shared with the TokenManager and the tasks, and
-runs the service's rhythm: the upserter every 15 minutes, the backfiller every minute.
-Time moves only between runs and when the TokenManager waits its computed time, so a
-day takes seconds. Settings are the defaults (used books); the plan is `--rate`
-tokens/min, the simulator's bucket starting full.
+Runs the service's rhythm on `keepa-deals simulate`'s machinery (keepa_deals.simulate):
+its own redis-server, the Keepa simulator answering in-process on a ManualClock shared
+with the TokenManager and the tasks, and beat's schedule: the upserter every 15 minutes,
+the backfiller every minute. Time moves only between runs and when the TokenManager
+waits its computed time, so a day takes seconds. Settings are the defaults (used
+books); the plan is `--rate` tokens/min, the simulator's bucket starting full.
 
 Reported, from the `runs` and `rejections` tables and the simulator's own counters:
 
@@ -32,26 +32,13 @@ import os
 import platform
 import sqlite3
 import sys
-import tempfile
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from keepa_deals.backfiller import backfill_deals
-from keepa_deals.clock import ManualClock
 from keepa_deals.config import Settings
-from keepa_deals.context import HarvestContext
-from keepa_deals.keepa_api import KeepaClient
-from keepa_deals.redis_server import RedisServerProcess
-from keepa_deals.simulator import KeepaSimulator
-from keepa_deals.upserter import update_recent_deals
+from keepa_deals.simulate.runner import Simulation
+from keepa_deals.simulate.stack import SimulationStack
 
-START_S = 1_767_225_600.0  # 2026-01-01 00:00 UTC
-KEY = "benchharvestcost0123456789"
-UPSERT_EVERY_MIN = 15
 GOAL_REJECTED = 1.2
 GOAL_ACCEPTED_OVER_COMMIT = 2.0
 
@@ -74,49 +61,25 @@ def machine() -> dict[str, Any]:
 
 
 def simulate(hours: float, rate: int, catalogue: int, seed: int) -> dict[str, Any]:
-    server = RedisServerProcess().start()
-    clock = ManualClock(START_S)
-    sim = KeepaSimulator(seed=seed, refill_rate=rate, clock=clock, catalogue_size=catalogue)
-    sim.start()
-    client = redis.Redis.from_url(server.url)
-    keepa = KeepaClient(KEY, sim.url, max_retries=0)
-    folder = Path(tempfile.mkdtemp(prefix="harvest-bench-"))
-    settings = Settings(
-        redis_url=server.url,
-        redis_prefix=f"bench{uuid.uuid4().hex[:8]}:",
-        deals_db_path=folder / "deals.db",
-        plan_rate=min(rate, 5),
-    )
-    ctx = HarvestContext.from_settings(settings, clock=clock, keepa=keepa, redis=client)
-    wall_start = time.perf_counter()
+    settings = Settings(plan_rate=min(rate, 5))
+    with SimulationStack.start(
+        settings, refill_rate=rate, seed=seed, catalogue_size=catalogue
+    ) as stack:
+        result = Simulation(stack, hours).run()
+        report = measure(stack.ctx.conn, result.sim_state)
     stops: dict[str, int] = {}
-    try:
-        for minute in range(int(hours * 60)):
-            target = START_S + minute * 60
-            if clock.now() < target:
-                clock.set(target)
-            runs = [update_recent_deals] if minute % UPSERT_EVERY_MIN == 0 else []
-            for task in [*runs, backfill_deals]:
-                summary = task(ctx)
-                key = f"{summary.task}:{summary.stop_reason}"
-                stops[key] = stops.get(key, 0) + 1
-        wall_s = time.perf_counter() - wall_start
-        report = measure(ctx.conn, sim.state())
-        report["run"] = {
-            "hours": hours,
-            "rate_per_min": rate,
-            "catalogue": catalogue,
-            "seed": seed,
-            "wall_s": round(wall_s, 1),
-            "stops": stops,
-        }
-        return report
-    finally:
-        ctx.close()
-        keepa.session.close()
-        client.close()
-        sim.stop()
-        server.close()
+    for run in result.runs:
+        key = f"{run.task}:{run.stop_reason}"
+        stops[key] = stops.get(key, 0) + 1
+    report["run"] = {
+        "hours": hours,
+        "rate_per_min": rate,
+        "catalogue": catalogue,
+        "seed": seed,
+        "wall_s": round(result.wall_s, 1),
+        "stops": stops,
+    }
+    return report
 
 
 def _one(conn: sqlite3.Connection, sql: str) -> int:

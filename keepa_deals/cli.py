@@ -22,6 +22,7 @@ from keepa_deals.cli_service import beat_command, worker_command
 from keepa_deals.config import Settings, env_example
 from keepa_deals.errors import ConfigError
 from keepa_deals.redact import install_log_redaction
+from keepa_deals.simulate.cli import simulate_command
 from keepa_deals.simulator.cli import simulator_command
 
 
@@ -54,6 +55,7 @@ def config_command(as_json: bool, example: bool) -> None:
 
 
 main.add_command(simulator_command)
+main.add_command(simulate_command)
 main.add_command(worker_command)
 main.add_command(beat_command)
 main.add_command(run_command)
