@@ -671,7 +671,11 @@ class Settings:
                 "the high-priority class would wait longer than the low one (priority inversion)",
             )
         if self.recharge_high > cap:
-            raise ConfigError("RECHARGE_HIGH", self.recharge_high, f"must not exceed {plan}")
+            raise ConfigError(
+                "RECHARGE_HIGH",
+                self.recharge_high,
+                f"must not exceed the capacity {cap} (60 x KEEPA_PLAN_RATE={self.plan_rate})",
+            )
         if self.recharge_low >= self.recharge_high:
             raise ConfigError(
                 "RECHARGE_LOW",

@@ -247,7 +247,7 @@ RULES = [
         "TOKEN_THRESHOLD_UPSERT",
         "TOKEN_THRESHOLD_BACKFILL=60",
     ),
-    ({"KEEPA_PLAN_RATE": "4"}, "RECHARGE_HIGH", "capacity is 240"),
+    ({"KEEPA_PLAN_RATE": "4"}, "RECHARGE_HIGH", "capacity 240"),
     ({"RECHARGE_LOW": "280"}, "RECHARGE_LOW", "RECHARGE_HIGH=280"),
     (
         {"RECHARGE_LOW": "-180", "TOKEN_DEFICIT_FLOOR": "-180"},
