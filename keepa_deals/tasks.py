@@ -15,7 +15,14 @@ from keepa_deals.celery_app import BACKFILL_TASK, UPSERT_TASK, app
 from keepa_deals.config import Settings
 from keepa_deals.locking import TaskLock
 from keepa_deals.redis_keys import RedisKeys
-from keepa_deals.store import close_abandoned_runs
+from keepa_deals.store import (
+    RunStats,
+    close_abandoned_runs,
+    finish_run,
+    open_from_settings,
+    start_run,
+)
+from keepa_deals.timebase import now_s as timebase_now_s
 from keepa_deals.timebase import service_clock, wall_s
 from keepa_deals.tokens.manager import redis_client
 
@@ -39,15 +46,22 @@ def run_locked(
             who = f"{holder.owner} ({holder.ttl_left_s:.0f}s left)" if holder else "nobody now"
             log.info("%s: skipped, the lock is held by %s", task, who)
             return {"task": task, "skipped": "locked", "holder": holder.owner if holder else None}
-        ctx = HarvestContext.from_settings(
-            settings, redis=client, clock=service_clock(settings), stop=lock.lost.is_set
-        )
-        # Holding the lock, no other run of this task is live: any run row left open
-        # belongs to a killed worker.
-        abandoned = close_abandoned_runs(ctx.conn, task, ctx.now_s())
-        if abandoned:
-            log.warning("%s: marked %d run(s) of a killed worker as abandoned", task, abandoned)
         try:
+            ctx = HarvestContext.from_settings(
+                settings, redis=client, clock=service_clock(settings), stop=lock.lost.is_set
+            )
+        except Exception as exc:
+            # A run that cannot even start (a broken deal query, a database that will not
+            # open) must still free its lock and say why, or every later run is skipped.
+            lock.release()
+            _record_failed_start(settings, task, exc)
+            raise
+        try:
+            # Holding the lock, no other run of this task is live: any run row left open
+            # belongs to a killed worker.
+            abandoned = close_abandoned_runs(ctx.conn, task, ctx.now_s())
+            if abandoned:
+                log.warning("%s: marked %d run(s) of a killed worker as abandoned", task, abandoned)
             summary = run(ctx)
         finally:
             ctx.close()
@@ -56,6 +70,21 @@ def run_locked(
         return result
     finally:
         client.close()
+
+
+def _record_failed_start(settings: Settings, task: str, exc: Exception) -> None:
+    """Best effort: a `runs` row with stop reason `error` and the cause, for diagnostics."""
+    log.error("%s: cannot start: %s", task, exc)
+    try:
+        conn = open_from_settings(settings)
+    except Exception:
+        return
+    try:
+        now = int(timebase_now_s(settings))
+        run_id = start_run(conn, task, now)
+        finish_run(conn, run_id, RunStats(), "error", now, error=f"cannot start: {exc}")
+    finally:
+        conn.close()
 
 
 @app.task(name=UPSERT_TASK)
