@@ -66,8 +66,10 @@ def test_redis_restarted_mid_run(istack: FaultStack) -> None:
     check_invariants(istack, mark, restarted=("worker",) if died else (), allow_crashes=died)
 
 
+# Not strict: whether the worker meets the closed connection depends on timing (an
+# instant restart can come back before it looks). The bug is real when it does.
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason=(
         "the worker exits when Redis restarts under a running task: keepa_deals/"
         "celery_app.py celery_settings sets task_acks_late=True, so a running (or "
