@@ -43,13 +43,26 @@ def catch_mid_run(stack: FaultStack) -> None:
 
 
 def restart_redis_mid_run(stack: FaultStack) -> bool:
-    """Restart Redis while a run holds its lock with a grant in flight; True if the
-    worker exited over it (then it is started again, as systemd would: the crash is
-    the next test's subject, and the window until it runs again counts as an outage)."""
+    """Restart Redis (same port, every key gone) while a run holds its lock with a grant
+    in flight, keeping it down until the worker has reacted: exited, or is retrying its
+    connection (a restart that takes a second, as a real one does; an instant one may
+    come back before the worker looks). True if the worker exited; it is then started
+    again, as systemd would: the crash is the next test's subject, and the window
+    until it runs again counts as an outage."""
     catch_mid_run(stack)
     with stack.outage():
         mark = stack.mark()
-        stack.redis.restart()
+        stack.redis.stop()
+        wait_for(
+            lambda: (
+                stack.procs["worker"].poll() is not None
+                or "Cannot connect to" in stack.logs_since(mark).get("worker", "")
+            ),
+            20,
+            "the worker reacts to Redis going away",
+            stack,
+        )
+        stack.redis.start()
         stack.sim.clear_faults()
         died = reconnected_or_died(stack, mark)
         if stack.supervise():
@@ -63,27 +76,33 @@ def test_redis_restarted_mid_run(istack: FaultStack) -> None:
     /token), and harvesting goes on."""
     mark = istack.mark()
     died = restart_redis_mid_run(istack)
-    check_invariants(istack, mark, restarted=("worker",) if died else (), allow_crashes=died)
+    # Tracebacks are expected here whatever happens: Celery logs the broker connection
+    # it lost with them, and a run cut off from Redis may end in `error`, saying why.
+    check_invariants(istack, mark, restarted=("worker",) if died else (), allow_crashes=True)
 
 
-# Not strict: whether the worker meets the closed connection depends on timing (an
-# instant restart can come back before it looks). The bug is real when it does.
+# Not strict: the exit is a race inside kombu. Keeping Redis down until the worker has
+# reacted (above) makes it happen on about nine restarts in ten, and three in a row
+# here leave roughly one run in a thousand where the worker survives them all.
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "the worker exits when Redis restarts under a running task: keepa_deals/"
+        "the worker exits on most Redis restarts under a running task: keepa_deals/"
         "celery_app.py celery_settings sets task_acks_late=True, so a running (or "
         "reserved) task's message is unacknowledged; on the lost connection Celery's "
-        "consumer closes the channel, kombu 5.7.0 (transport/redis.py Channel.close -> QoS."
-        "restore_unacked_once -> _connparams) raises AttributeError \"'NoneType' object "
-        "has no attribute 'hostname'\", Celery logs 'Unrecoverable error' and the worker "
-        "process exits with status 0 (systemd's Restart=always brings it back after "
-        "RestartSec=30; nothing else does)"
+        "consumer closes the channel, kombu 5.7.0 (transport/redis.py Channel.close -> "
+        "QoS.restore_unacked_once -> restore_unacked -> _connparams) raises "
+        "AttributeError \"'NoneType' object has no attribute 'hostname'\", Celery logs "
+        "'CRITICAL celery.worker: Unrecoverable error' and the worker process exits with "
+        "status 0 (systemd's Restart=always brings it back after RestartSec=30; nothing "
+        "else does)"
     ),
 )
 def test_redis_restart_keeps_the_worker_alive(istack: FaultStack) -> None:
-    """No crash loop, not even one crash: the worker reconnects by itself."""
-    assert not restart_redis_mid_run(istack), istack.logs()
+    """No crash loop, not even one crash: the worker reconnects by itself, three Redis
+    restarts in a row."""
+    for attempt in range(3):
+        assert not restart_redis_mid_run(istack), f"restart {attempt + 1}: the worker exited"
 
 
 def test_redis_flushall_mid_run(istack: FaultStack) -> None:
