@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,7 +47,7 @@ def connect(
         # The busy timeout first: switching to WAL may itself wait for a lock.
         conn.execute(f"PRAGMA busy_timeout = {round(busy_timeout_s * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _enter_wal(conn, deadline_s=time.monotonic() + busy_timeout_s)
         if not in_memory and str(mode).lower() != "wal":
             raise StoreError(
                 f"{path}: SQLite refused WAL mode (journal_mode={mode}); network file "
@@ -59,6 +60,31 @@ def connect(
         conn.close()
         raise
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection, *, deadline_s: float) -> str:
+    """Switch to WAL (a no-op when the file is already WAL) and return the mode in force.
+
+    SQLite does not always run the busy handler for the locks that a journal-mode
+    change takes: a connection opening while the last other one closes (and so
+    checkpoints and removes the WAL file) can get "database is locked" at once, busy
+    timeout or not. That wait is short, so it is retried here until the busy timeout
+    would have run out, and only then reported.
+    """
+    delay_s = 0.001
+    while True:
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if mode == "wal":
+                return mode
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay_s > deadline_s:
+                raise
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.1)
 
 
 def connect_readonly(

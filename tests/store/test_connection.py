@@ -134,3 +134,37 @@ def test_a_readonly_connection_cannot_write(conn: sqlite3.Connection, db_path: P
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         reader.execute("DELETE FROM deals")
     reader.close()
+
+
+class _LockedAtFirst:
+    """A connection whose journal-mode pragma answers "database is locked" `times` times:
+    what SQLite does, busy handler or not, while another connection closes the WAL."""
+
+    def __init__(self, times: int) -> None:
+        self.left = times
+        self.calls = 0
+
+    def execute(self, sql: str) -> sqlite3.Cursor:
+        self.calls += 1
+        if self.left:
+            self.left -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return sqlite3.connect(":memory:").execute("SELECT 'wal'")
+
+
+def test_a_locked_journal_mode_switch_is_retried_within_the_busy_timeout() -> None:
+    from keepa_deals.store.connection import _enter_wal
+
+    fake = _LockedAtFirst(times=3)
+    assert _enter_wal(fake, deadline_s=time.monotonic() + 5) == "wal"  # type: ignore[arg-type]
+    assert fake.calls == 4
+
+
+def test_a_journal_mode_switch_locked_past_the_busy_timeout_is_reported() -> None:
+    from keepa_deals.store.connection import _enter_wal
+
+    fake = _LockedAtFirst(times=10**6)
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _enter_wal(fake, deadline_s=started + 0.2)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 1.0
