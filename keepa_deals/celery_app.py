@@ -11,6 +11,7 @@ from typing import Any
 
 from celery import Celery
 
+from keepa_deals.broker_transport import install_transport
 from keepa_deals.config import Settings
 from keepa_deals.timebase import wall_s
 
@@ -77,6 +78,7 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
 
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings.from_env()
+    install_transport()
     app = Celery("keepa_deals", include=["keepa_deals.tasks"])
     app.conf.update(celery_settings(settings))
     return app
