@@ -732,6 +732,16 @@ class Settings:
                 f"shares add up to {shares:g}; the refill can't be promised twice "
                 "(TOKEN_MIN_SHARE_UPSERT + TOKEN_MIN_SHARE_BACKFILL <= 1)",
             )
+        if self.min_share_upsert <= 0 and self.min_share_backfill >= 1.0:
+            # A class without a share lives on what the shares leave over; with the
+            # whole refill promised to the backfiller, the upserter would have no bound.
+            raise ConfigError(
+                "TOKEN_MIN_SHARE_BACKFILL",
+                self.min_share_backfill,
+                "must be below 1 while TOKEN_MIN_SHARE_UPSERT=0: the whole refill "
+                "promised to the backfiller leaves the upserter nothing it is sure to "
+                "get (give the upserter a share, or lower this one)",
+            )
         self._validate_evaluation()
         worst_call_s = self.keepa_connect_timeout_s + self.keepa_read_timeout_s
         if self.grant_ttl_s < worst_call_s:

@@ -260,6 +260,11 @@ RULES = [
         "TOKEN_MIN_SHARE_UPSERT",
     ),
     (
+        {"TOKEN_MIN_SHARE_BACKFILL": "1"},
+        "TOKEN_MIN_SHARE_BACKFILL",
+        "while TOKEN_MIN_SHARE_UPSERT=0",
+    ),
+    (
         {"TOKEN_GRANT_TTL_S": "44", "KEEPA_CONNECT_TIMEOUT_S": "5", "KEEPA_READ_TIMEOUT_S": "40"},
         "TOKEN_GRANT_TTL_S",
         "45 s",
@@ -287,6 +292,8 @@ def test_an_incoherent_combination_is_refused_naming_the_setting(
         {"RECHARGE_LOW": "279"},
         {"RECHARGE_LOW": "-179", "TOKEN_DEFICIT_FLOOR": "-180"},
         {"TOKEN_MIN_SHARE_UPSERT": "0.7", "TOKEN_MIN_SHARE_BACKFILL": "0.3"},
+        {"TOKEN_MIN_SHARE_BACKFILL": "0.99"},
+        {"TOKEN_MIN_SHARE_UPSERT": "0.01", "TOKEN_MIN_SHARE_BACKFILL": "0.99"},
         {"TOKEN_GRANT_TTL_S": "45", "KEEPA_CONNECT_TIMEOUT_S": "5", "KEEPA_READ_TIMEOUT_S": "40"},
     ],
 )

@@ -33,6 +33,9 @@ class ClassReport:
     tokens: int = 0
     waits_s: list[float] = field(default_factory=list)
     bounds_s: list[float | None] = field(default_factory=list)
+    # A wait still open when the run ends: (how long so far, its bound). A class that
+    # is never served shows up only here.
+    open_wait: tuple[float, float | None] | None = None
     reasons: set[str] = field(default_factory=set)
 
     @property
@@ -88,6 +91,9 @@ class Driver:
                     self._ask(demand)
             if self.check:
                 self._check()
+        for cls, started in self.wait_start.items():
+            if started is not None:
+                self.reports[cls].open_wait = (end - started, self.wait_bound[cls])
         return Report(
             self.reports,
             self.bucket.refused,
