@@ -8,17 +8,40 @@ LINT_PATHS := $(wildcard keepa_deals tests bench Diagnostics celery_config.py)
 
 .PHONY: install redis lint typecheck test pytest run simulator bench clean
 
+# A venv without pip (left by a failed `venv`) is made again. Fresh Debian lacks
+# ensurepip (package python3.X-venv), without which `python3 -m venv` fails: as root
+# with apt-get it is installed (one apt-get update) and venv retried; otherwise the
+# message names the package.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	@if ! $(PY) -m pip --version >/dev/null 2>&1; then \
+	  echo "creating the virtualenv $(VENV) with $(PYTHON)"; \
+	  if ! $(PYTHON) -m venv --clear $(VENV); then \
+	    $(PYTHON) -c 'import ensurepip' 2>/dev/null && exit 1; \
+	    pkg=$$($(PYTHON) -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])'); \
+	    if [ "$$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	      echo "$(PYTHON) has no ensurepip, so it cannot create $(VENV): install Debian's" \
+	        "$$pkg package (sudo apt-get install $$pkg) and retry" >&2; \
+	      exit 1; \
+	    fi; \
+	    echo "$(PYTHON) has no ensurepip: installing Debian's $$pkg package" >&2; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq || exit 1; \
+	    apt-get install -y -qq "$$pkg" >/dev/null || \
+	      apt-get install -y -qq python3-venv >/dev/null || exit 1; \
+	    $(PYTHON) -m venv --clear $(VENV) || exit 1; \
+	  fi; \
+	fi
+	@echo "installing the pinned requirements into $(VENV)"
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -r requirements-dev.txt
+	@$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
 
 # The tests start their own redis-server on a free port; this only makes sure the
-# binary exists.
+# binary exists. `run` does not need it: `keepa-deals run` uses REDIS_URL when it
+# answers, and installs the binary only when it must start a local server.
 redis:
 	@bash scripts/ensure-redis-server.sh
 
@@ -37,8 +60,9 @@ pytest: install redis
 
 test: lint typecheck pytest
 
-run: install redis
-	$(PY) -m keepa_deals.cli run
+# Quiet recipe: the command's own first line says whether this is the simulator.
+run: install
+	@$(PY) -m keepa_deals.cli run
 
 simulator: install
 	$(PY) -m keepa_deals.cli simulator

@@ -7,6 +7,7 @@
 # database, installs or refreshes the units, restarts them and runs `keepa-deals
 # doctor`, failing when doctor fails. It never flushes Redis and never deletes locks:
 # a live run keeps its lock, and a killed one's lock expires by itself (story 21).
+# KEEPA_DOCTOR_WAIT_S (default 60): how long doctor may wait for the restarted units.
 set -euo pipefail
 
 DRY_RUN=0
@@ -24,6 +25,10 @@ SERVICE_USER="${KEEPA_SERVICE_USER:-keepa-deals}"
 UNIT_DIR="${KEEPA_UNIT_DIR:-/etc/systemd/system}"
 UNITS=(keepa-deals-worker.service keepa-deals-beat.service)
 VENV="$KEEPA_HOME/.venv"
+DOCTOR_WAIT_S="${KEEPA_DOCTOR_WAIT_S:-60}"
+case "$DOCTOR_WAIT_S" in
+  ''|*[!0-9]*) echo "deploy_update.sh: KEEPA_DOCTOR_WAIT_S must be whole seconds, got '$DOCTOR_WAIT_S'" >&2; exit 2 ;;
+esac
 
 run() {
   if [ "$DRY_RUN" = 1 ]; then
@@ -82,6 +87,10 @@ run systemctl enable "${UNITS[@]}"
 # releases its lock (warm shutdown) before the new code starts.
 run systemctl restart "${UNITS[@]}"
 
-step "4/4 keepa-deals doctor"
-run runuser -u "$SERVICE_USER" -- env -C "$KEEPA_HOME" "$VENV/bin/keepa-deals" doctor
+# Right after a restart the worker is still starting and does not answer pings yet:
+# doctor retries its failing checks for up to DOCTOR_WAIT_S seconds (a deadline it
+# computes once) and fails only what is still failing then.
+step "4/4 keepa-deals doctor (waiting up to ${DOCTOR_WAIT_S}s for the restarted units)"
+run runuser -u "$SERVICE_USER" -- env -C "$KEEPA_HOME" "$VENV/bin/keepa-deals" doctor \
+  --wait-s "$DOCTOR_WAIT_S"
 step "deployed"

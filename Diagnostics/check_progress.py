@@ -3,7 +3,9 @@
 24 h, and the last runs with why each stopped. Read-only.
 
 Exit 1 on the predecessor's worst states: no progress for hours while tokens were
-available, or a lock held while nothing moves.
+available, or a lock held while nothing moves. Progress is what the runs record
+(evaluations, rejections included, or a run that caught up), so a quiet market is not
+a stall; a stall the token budget explains is a warning.
 """
 
 from __future__ import annotations
@@ -14,19 +16,28 @@ from _common import emit, fmt_s, settings
 
 from keepa_deals.doctor import check_locks, check_progress
 from keepa_deals.service_status import db_status
+from keepa_deals.timebase import now_s
 
 
 def main() -> int:
     as_json = "--json" in sys.argv
     s = settings()
-    db = db_status(s.deals_db_path)
+    # Service time, as the runs were recorded in (scaled against a scaled simulator).
+    db = db_status(s.deals_db_path, now_s(s))
     if db.get("state") != "ok":
         print(f"FAIL database {db.get('state')}: {db.get('path', '')}")
         return 1
+    day = db["runs_24h"]
     print(
         f"newest deal {fmt_s(db['newest_deal_age_s'])} old; watermark "
         f"{fmt_s(db['watermark_age_s'])} old; {db['deals_per_hour_24h']} new deals/hour (24 h); "
         f"{db['pending']} pending; backfill page {db['backfill_cursor']['page']}"
+    )
+    print(
+        f"last progress {fmt_s(db['last_progress_age_s'])} ago; 24 h: {day['runs']} runs, "
+        f"{day['deals_evaluated']} evaluated ({db['evaluated_per_hour_24h']}/hour), "
+        f"{day['deals_accepted']} accepted, {day['deals_rejected']} rejected, "
+        f"{day['tokens_total']} tokens"
     )
     for run in db["last_runs"]:
         print(

@@ -50,7 +50,12 @@ def main() -> int:
     try:
         tm.observe(envelope(0, clock.now(), rate), sent_at_s=clock.now())
         d = tm.try_acquire("upsert", 1)
-        expect(not d.granted and d.reason == "hard_stop", "no grant at a balance of 0")
+        # Keepa answers 429 at a balance <= 0, so nothing is granted there. The reason is
+        # the hard stop, or the class threshold when that is higher (30 by default).
+        expect(
+            not d.granted and d.reason in ("hard_stop", "threshold"),
+            f"no grant at a balance of 0 ({d.reason})",
+        )
         expect(0 < d.wait_s <= 3600, f"the refusal carries a computed wait ({d.wait_s:.0f}s)")
         clock.advance(1)
         tm.observe(envelope(cap, clock.now(), rate), sent_at_s=clock.now())
@@ -82,9 +87,14 @@ def main() -> int:
         print(f"FAIL redis: {exc}")
         return 1
     finally:
-        found = list(client.scan_iter(f"{prefix}*"))
-        if found:
-            client.delete(*found)
+        # Only our scratch prefix. With Redis gone there is nothing to delete, and the
+        # failure is already reported: no traceback on top of it.
+        try:
+            found = list(client.scan_iter(f"{prefix}*"))
+            if found:
+                client.delete(*found)
+        except redis.RedisError:
+            pass
         client.close()
     return 1 if failures else 0
 

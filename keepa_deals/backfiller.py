@@ -13,6 +13,8 @@ In order, each until it is done or the run must stop:
    `pending` in the transaction that saves the next page, then `pending` is evaluated.
    A page that is not full ends the pass: the cursor goes back to page 0 and the next
    pass starts BACKFILL_PASS_PAUSE_S later. The backfill never ends for good (story 22).
+   An operator's `keepa-deals backfill --restart` (`restart_pass`) starts a fresh pass
+   at the next run, without the pause.
 
 A crash resumes where it stopped: the cursor only moves with the page it stands for,
 and a failed page (a 429 included, story 17) moves it neither forward nor back to 0.
@@ -20,16 +22,30 @@ and a failed page (a 429 included, story 17) moves it neither forward nor back t
 
 from __future__ import annotations
 
+import sqlite3
+
 from keepa_deals.context import HarvestContext
 from keepa_deals.harvest.discovery import PageReader, as_pending, stage_deals
 from keepa_deals.harvest.pending import process_pending
 from keepa_deals.harvest.repair import repair_zombies, rescue_stale
 from keepa_deals.harvest.run import Run, RunSummary, StopReason, run_task
 from keepa_deals.keepa_api import DEAL_PAGE_SIZE
-from keepa_deals.store import BackfillCursor, Source, get_cursor, set_cursor, transaction
+from keepa_deals.store import (
+    BackfillCursor,
+    Source,
+    get_cursor,
+    get_int,
+    set_cursor,
+    set_int,
+    transaction,
+)
 from keepa_deals.store.state import BACKFILL_PAGE, updated_at
 
 TASK = "backfill"
+# `system_state` key: when (unix s) an operator asked for a fresh pass. While it is set,
+# a cursor on page 0 is due at once: page 0 alone cannot tell "a pass just ended, pause"
+# from "start over now". The first page the requested pass reads clears it.
+RESTART_REQUESTED = "backfill_restart_requested_s"
 
 
 def backfill_deals(ctx: HarvestContext | None = None) -> RunSummary:
@@ -55,17 +71,36 @@ def _backfill(ctx: HarvestContext, run: Run) -> StopReason:
             return StopReason.DONE  # a pass ended; the next starts after the pause
 
 
+def restart_pass(conn: sqlite3.Connection, now_s: int) -> tuple[BackfillCursor, BackfillCursor]:
+    """An operator's restart: the cursor goes to page 0 and the next run reads it at
+    once, whatever the pass pause. Returns the cursor before and after.
+
+    The pass count stays: it counts passes that reached the end of the results, and the
+    abandoned one did not.
+    """
+    with transaction(conn):
+        before = get_cursor(conn)
+        after = BackfillCursor(0, before.passes)
+        set_cursor(conn, after, now_s)
+        set_int(conn, RESTART_REQUESTED, now_s, now_s)
+    return before, after
+
+
 def pass_due(ctx: HarvestContext, cursor: BackfillCursor) -> bool:
     """False while a finished pass waits out BACKFILL_PASS_PAUSE_S: re-reading every
-    page costs 5 tokens each and mostly finds what the upserter already has."""
+    page costs 5 tokens each and mostly finds what the upserter already has. An
+    operator's restart is due at once."""
     if cursor.page > 0 or cursor.passes == 0:
+        return True
+    if get_int(ctx.conn, RESTART_REQUESTED) is not None:
         return True
     restarted_s = updated_at(ctx.conn, BACKFILL_PAGE)
     return restarted_s is None or ctx.now_s() - restarted_s >= ctx.settings.backfill_pass_pause_s
 
 
 def read_page(ctx: HarvestContext, run: Run, cursor: BackfillCursor) -> BackfillCursor:
-    """Fetch the cursor's page; store its new deals and the next cursor together."""
+    """Fetch the cursor's page; store its new deals and the next cursor together.
+    Returns the cursor now stored."""
     with PageReader(ctx, run, TASK) as reader:
         records = reader.read(cursor.page)
     now_s = ctx.now_s()
@@ -74,6 +109,14 @@ def read_page(ctx: HarvestContext, run: Run, cursor: BackfillCursor) -> Backfill
     with transaction(ctx.conn):
         stage_deals(ctx, run, as_pending(ctx, records, Source.BACKFILL, now_s), now_s)
         run.stats.deals_seen += len(records)
-        set_cursor(ctx.conn, after, now_s)
+        stored = get_cursor(ctx.conn)
+        if stored == cursor:
+            set_cursor(ctx.conn, after, now_s)
+            # A page of the requested pass has been read: from now on the pause applies.
+            ctx.conn.execute("DELETE FROM system_state WHERE key = ?", (RESTART_REQUESTED,))
+        else:
+            # An operator restarted the backfill while this page was read: its deals are
+            # still good, but the cursor stays where the operator put it, request and all.
+            after = stored
         run.save()
     return after

@@ -12,10 +12,12 @@ from typing import Any
 import click
 import redis
 
+from keepa_deals.backfiller import restart_pass
 from keepa_deals.cli_common import fail, load_settings
 from keepa_deals.doctor import run_doctor
+from keepa_deals.preflight import Check
 from keepa_deals.service_status import gather
-from keepa_deals.store import get_cursor, get_watermark, open_from_settings, set_cursor, transaction
+from keepa_deals.store import get_watermark, open_from_settings, transaction
 from keepa_deals.store.state import WATERMARK, advance_watermark
 from keepa_deals.timebase import now_s, service_clock
 from keepa_deals.tokens import TokenManager
@@ -89,10 +91,24 @@ def _print_status(report: dict[str, Any]) -> None:
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True)
-def doctor_command(as_json: bool) -> None:
+@click.option(
+    "--wait-s",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Retry failing checks until they pass or this many seconds have passed "
+    "(after a restart the worker needs a moment before it answers pings).",
+)
+def doctor_command(as_json: bool, wait_s: float) -> None:
     """Every check; exit 0 when all pass, 1 otherwise."""
     settings = load_settings()
-    checks = run_doctor(settings)
+
+    def waiting(failing: list[Check], left_s: float) -> None:
+        # stderr: `--json` keeps stdout one JSON document.
+        names = ", ".join(c.name for c in failing)
+        click.echo(f"doctor: waiting for {names} ({left_s:.0f}s left)", err=True)
+
+    checks = run_doctor(settings, wait_s=wait_s, on_retry=waiting)
     if as_json:
         click.echo(json.dumps([c.__dict__ for c in checks], indent=2))
     else:
@@ -177,18 +193,22 @@ def reset_watermark_command(to: str) -> None:
 
 
 @click.command("backfill")
-@click.option("--restart", is_flag=True, required=True, help="Start the backfill at page 0.")
+@click.option(
+    "--restart",
+    is_flag=True,
+    required=True,
+    help="Start a fresh pass at page 0 at the next backfill run, skipping the pass pause.",
+)
 def backfill_command(restart: bool) -> None:
-    """Backfill controls: `--restart` puts the cursor back on page 0."""
+    """Backfill controls: `--restart` starts the backfill over from page 0 now."""
     settings = load_settings()
     conn = open_from_settings(settings)
     try:
-        before = get_cursor(conn)
-        set_cursor(conn, before.restart(), int(now_s(settings)))
-        after = get_cursor(conn)
+        before, after = restart_pass(conn, int(now_s(settings)))
     finally:
         conn.close()
     click.echo(
-        f"backfill cursor moved from page {before.page} (pass {before.passes}) "
-        f"to page {after.page} (pass {after.passes})"
+        f"backfill restarted: cursor moved from page {before.page} to page {after.page} "
+        f"(completed passes stay {after.passes}); the next backfill run reads page 0 at "
+        f"once, without the BACKFILL_PASS_PAUSE_S={settings.backfill_pass_pause_s} pause"
     )

@@ -1,24 +1,38 @@
 """`keepa-deals run` (what `make run` calls): everything a single host needs, in the
 foreground, and Ctrl-C stops everything it started.
 
-Without KEEPA_API_KEY it starts the built-in Keepa simulator and says so. Simulator and
-service then both run on wall time: the simulator gets a generous plan and the tasks
-shorter schedules, so deals arrive within a minute. (A scaled simulator against a
-service on unscaled time would make every token computation wrong.)
+Without KEEPA_API_KEY it starts the built-in Keepa simulator and says so on its first
+line. Simulator and service then both run on wall time: the simulator gets a generous
+plan and the tasks shorter schedules, so deals arrive within a minute. A scaled
+simulator against a service on unscaled time (or the reverse) would make every token
+computation wrong, so a KEEPA_TIME_SCALE other than 1 is refused here.
+
+Redis: REDIS_URL when it answers; otherwise a local redis-server owned by this command
+(Debian's package is installed first when the binary is missing and we are root).
+
+Shutdown: every child runs in its own session, so a terminal's Ctrl-C (SIGINT to the
+foreground process group) reaches this process alone. It asks the worker for Celery's
+warm shutdown, waits for it and its beat to exit (they settle grants and release locks
+in Redis), and only then stops the simulator and the local redis-server, in reverse
+order of starting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import click
 import redis
+from dotenv import dotenv_values
 
 from keepa_deals.cli_common import fail, load_settings
 from keepa_deals.config import Settings, mask_url_password
@@ -35,10 +49,58 @@ DEMO_DEFAULTS = {
     "UPSERT_EVERY_S": "60",
     "BACKFILL_EVERY_S": "20",
 }
+# After Ctrl-C the worker finishes its batch, settles its grants and releases its locks;
+# past this it is killed (its locks then expire within LOCK_TTL_S). A second Ctrl-C
+# kills it at once.
+WORKER_STOP_GRACE_S = 60.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+Cleanups = list[Callable[[], Any]]
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> None:
+    """While the last, bounded cleanup steps run: an impatient Ctrl-C must not skip them
+    and leave a redis-server behind."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def configured_values(
+    environ: Mapping[str, str], dotenv_path: Path = Path(".env")
+) -> dict[str, str]:
+    """The raw settings as `Settings.from_env` reads them: `.env`, then the environment."""
+    merged: dict[str, str] = {}
+    if dotenv_path.is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(environ)
+    return merged
+
+
+def simulator_time_error(values: Mapping[str, str]) -> str | None:
+    """Why the built-in simulator cannot run with these settings, or None.
+
+    Checked on the raw values, before `Settings` would ask for KEEPA_TIME_ORIGIN_S: the
+    operator must learn that the scale itself is the problem here.
+    """
+    if values.get("KEEPA_API_KEY", "").strip():
+        return None  # a real key (or the operator's own simulator): not ours to judge
+    raw = values.get("KEEPA_TIME_SCALE", "").strip() or "1"
+    try:
+        scale = float(raw)
+    except ValueError:
+        return None  # Settings names the malformed value
+    if scale == 1:
+        return None
+    return (
+        f"KEEPA_TIME_SCALE={raw}: without KEEPA_API_KEY, `keepa-deals run` starts the "
+        "built-in Keepa simulator on wall time, and a service on scaled time against it "
+        "would get every token computation wrong. Remove KEEPA_TIME_SCALE (or set it to 1) "
+        "in .env and the environment, or put a KEEPA_API_KEY in .env."
+    )
 
 
 def _redis_answers(url: str) -> bool:
@@ -49,6 +111,51 @@ def _redis_answers(url: str) -> bool:
         return False
     finally:
         client.close()
+
+
+class OwnedRedisServer(RedisServerProcess):
+    """A `RedisServerProcess` in its own session.
+
+    In the terminal's process group, Ctrl-C would stop Redis at once, while the worker
+    still settles its grants and releases its locks in it.
+    """
+
+    def start(self, timeout_s: float = 10.0) -> OwnedRedisServer:
+        # The same server as RedisServerProcess.start (loopback, no persistence,
+        # noeviction), only with start_new_session.
+        argv = [
+            str(self.binary),
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--maxmemory-policy",
+            "noeviction",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(self.workdir / "redis.log"),
+        ]
+        self._proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout_s
+        while not _redis_answers(self.url):
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
+                self.stop()
+                raise RedisServerError(f"redis-server exited at start-up: {err.strip()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RedisServerError(f"redis-server did not answer on {self.url}")
+            time.sleep(0.05)  # start-up readiness only
+        return self
 
 
 def _progress_line(settings: Settings, client: redis.Redis) -> str:
@@ -82,19 +189,32 @@ def _progress_line(settings: Settings, client: redis.Redis) -> str:
     type=click.IntRange(1, 100_000),
     help="Without a key: the simulated plan, tokens/min (generous, so the demo moves).",
 )
+@click.option(
+    "--sim-seed",
+    type=click.IntRange(0),
+    default=None,
+    help="Without a key: the simulator's seed (catalogue and deals); default: from the clock.",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--progress-every-s", default=15.0, show_default=True, type=float)
-def run_command(sim_rate: int, loglevel: str, progress_every_s: float) -> None:
+def run_command(
+    sim_rate: int, sim_seed: int | None, loglevel: str, progress_every_s: float
+) -> None:
     """Worker and beat together for a single host, with Redis and (without a key) the
     Keepa simulator started if needed. Ctrl-C stops everything."""
-    signal.signal(signal.SIGTERM, _interrupt)  # systemd/kill: clean up like Ctrl-C
+    problem = simulator_time_error(configured_values(os.environ))
+    if problem:
+        fail(problem)
     settings = load_settings()
+    # Ctrl-C, systemd's or kill's SIGTERM, and a closed terminal's SIGHUP: one cleanup.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _interrupt)
     env = dict(os.environ)
-    cleanups: list[Callable[[], Any]] = []
+    cleanups: Cleanups = []
     try:
-        _start_redis(settings, env, cleanups)
         if not settings.keepa_api_key:
-            _start_simulator(sim_rate, env, cleanups)
+            _start_simulator(sim_rate, sim_seed, env, cleanups)
+        _start_redis(settings, env, cleanups)
         try:
             settings = Settings.from_env(environ=env)
             for check in preflight(settings):
@@ -103,68 +223,128 @@ def run_command(sim_rate: int, loglevel: str, progress_every_s: float) -> None:
             fail(str(exc))
         _run_worker(settings, env, loglevel, progress_every_s)
     finally:
+        _ignore_stop_signals()
         for cleanup in reversed(cleanups):
             cleanup()
         click.echo("stopped everything keepa-deals run started")
 
 
-def _start_redis(
-    settings: Settings, env: dict[str, str], cleanups: list[Callable[[], Any]]
+def _start_simulator(
+    sim_rate: int, sim_seed: int | None, env: dict[str, str], cleanups: Cleanups
 ) -> None:
+    from keepa_deals.simulator import KeepaSimulator  # noqa: PLC0415
+
+    # Said first, before the simulator takes its seconds to build the catalogue.
+    click.secho(
+        "No KEEPA_API_KEY: using the built-in Keepa SIMULATOR. These are simulated deals, "
+        "not Amazon's. Put a key in .env to harvest from Keepa.",
+        bold=True,
+    )
+    # In-process (a thread): it lives until the cleanups, after the worker has exited.
+    seed = int(time.time()) % 1000 if sim_seed is None else sim_seed
+    sim = KeepaSimulator(seed=seed, refill_rate=sim_rate, clock="wall")
+    cleanups.append(sim.stop)
+    sim.start()
+    env.update({"KEEPA_API_URL": sim.url, "KEEPA_API_KEY": SIMULATOR_KEY})
+    for name, value in DEMO_DEFAULTS.items():
+        env.setdefault(name, value)
+    click.echo(
+        f"simulator: {sim.url}, seed {seed}, {sim_rate} tokens/min, wall time like the service; "
+        f"database {env['DEALS_DB_PATH']}, Redis keys under {env['KEEPA_REDIS_PREFIX']}"
+    )
+
+
+def _start_redis(settings: Settings, env: dict[str, str], cleanups: Cleanups) -> None:
     shown = mask_url_password(settings.redis_url)
     if _redis_answers(settings.redis_url):
         click.echo(f"redis: using {shown}")
         return
+    # Only now is a local binary needed: a REDIS_URL that answers never installs one.
+    _ensure_redis_binary(shown)
     try:
-        server = RedisServerProcess().start()
+        server = OwnedRedisServer()
+        # Registered before it starts: a Ctrl-C during start-up must still stop it.
+        cleanups.append(server.close)
+        server.start()
     except RedisServerError as exc:
         fail(f"Redis at {shown} does not answer and a local one cannot start: {exc}")
-    cleanups.append(server.close)
     env["REDIS_URL"] = server.url
     click.echo(f"redis: {shown} does not answer; started a local redis-server at {server.url}")
 
 
-def _start_simulator(sim_rate: int, env: dict[str, str], cleanups: list[Callable[[], Any]]) -> None:
-    from keepa_deals.simulator import KeepaSimulator  # noqa: PLC0415
-
-    sim = KeepaSimulator(seed=int(time.time()) % 1000, refill_rate=sim_rate, clock="wall").start()
-    cleanups.append(sim.stop)
-    env.update({"KEEPA_API_URL": sim.url, "KEEPA_API_KEY": SIMULATOR_KEY})
-    for name, value in DEMO_DEFAULTS.items():
-        env.setdefault(name, value)
-    click.secho(
-        f"No KEEPA_API_KEY: using the built-in Keepa SIMULATOR at {sim.url} "
-        f"({sim_rate} tokens/min, wall time). These are simulated deals, not Amazon's. "
-        f"Database: {env['DEALS_DB_PATH']}. Put a key in .env to harvest from Keepa.",
-        bold=True,
+def _ensure_redis_binary(shown: str) -> None:
+    """Install Debian's redis-server package when the binary is missing and we are root;
+    otherwise stop with what the operator can do."""
+    if shutil.which("redis-server"):
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        fail(
+            f"Redis at {shown} does not answer, and redis-server is not installed to start "
+            "a local one. Point REDIS_URL at a running Redis, or install redis-server "
+            "(Debian: sudo apt-get install redis-server) and retry."
+        )
+    click.echo(
+        f"redis: {shown} does not answer and redis-server is not installed: "
+        "installing Debian's redis-server package (apt-get update, apt-get install)"
     )
+    apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
+        done = subprocess.run(argv, env=apt_env, stdout=subprocess.DEVNULL, check=False)
+        if done.returncode != 0:
+            fail(
+                f"`{' '.join(argv)}` failed (exit {done.returncode}); install redis-server "
+                "by hand or point REDIS_URL at a running Redis"
+            )
+    if not shutil.which("redis-server"):
+        fail("Debian's redis-server package is installed but no redis-server is on PATH")
 
 
 def _run_worker(settings: Settings, env: dict[str, str], loglevel: str, every_s: float) -> None:
     argv = [sys.executable, "-m", "keepa_deals", "worker", "--beat", "--loglevel", loglevel]
-    child = subprocess.Popen(argv, env=env)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    child: subprocess.Popen[bytes] | None = None
+    interrupted = False
     try:
+        # Its own session (with its pool and embedded beat): Ctrl-C reaches only us, and
+        # the worker gets one orderly SIGTERM instead of a terminal's SIGINT to all.
+        child = subprocess.Popen(argv, env=env, start_new_session=True)
         while child.poll() is None:
             try:
                 child.wait(timeout=every_s)
             except subprocess.TimeoutExpired:
                 click.echo(f"progress: {_progress_line(settings, client)}")
     except KeyboardInterrupt:
-        click.echo("stopping: waiting for the worker to finish its batch (Ctrl-C again to force)")
+        interrupted = True
+        click.echo(
+            "stopping: waiting for the worker to finish its batch and release its locks "
+            f"(at most {WORKER_STOP_GRACE_S:.0f}s; Ctrl-C again to kill it now)"
+        )
     finally:
-        _stop(child)
+        if child is not None:
+            _stop_worker(child)
         client.close()
+    if not interrupted and child is not None and child.returncode != 0:
+        fail(f"the worker exited with code {child.returncode} (its log is above)", code=1)
 
 
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is not None:
-        return
-    # Ctrl-C in a terminal already reached the child (same process group); this covers
-    # a SIGTERM sent to us alone.
-    child.send_signal(signal.SIGTERM)
-    try:
-        child.wait(timeout=60)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        child.kill()
-        child.wait()
+def _stop_worker(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (Celery's warm shutdown, which also stops the embedded beat), then the
+    worker's whole process group, so no pool or beat process outlives this command."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=WORKER_STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            click.echo(
+                f"the worker did not stop within {WORKER_STOP_GRACE_S:.0f}s: killing it "
+                "(its locks expire within LOCK_TTL_S)"
+            )
+        except KeyboardInterrupt:
+            click.echo("killing the worker now (its locks expire within LOCK_TTL_S)")
+    _ignore_stop_signals()
+    # The group id is the worker's pid: it started the session. Whatever is left in it
+    # (everything, after a timeout; usually nothing after a clean exit) goes. An empty
+    # group raises ProcessLookupError (or EPERM on some kernels): nothing is left.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()

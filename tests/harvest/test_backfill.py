@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from keepa_deals.store import (
     BackfillCursor,
     DealStatus,
@@ -101,3 +105,50 @@ def test_stale_deals_get_a_one_token_refresh_before_they_expire(
     assert stale_deals(h.conn, int(h.clock.now()), 3600, 1000) == []
     counts = count_by_status(h.conn)
     assert counts[DealStatus.ACCEPTED] + counts[DealStatus.EXPIRED] == live
+
+
+def test_an_operator_restart_starts_a_fresh_pass_at_once_not_after_the_pause(
+    make_harness: HarnessFactory,
+) -> None:
+    from keepa_deals.backfiller import restart_pass
+
+    h = make_harness(backfill_pass_pause_s=3600)
+    h.backfill()
+    assert get_cursor(h.conn) == BackfillCursor(page=0, passes=1)  # a pass ended
+    h.at(600)
+    assert h.backfill().stats.tokens_discovery == 0  # inside the pause
+    before, after = restart_pass(h.conn, int(h.clock.now()))
+    assert (before, after) == (BackfillCursor(0, 1), BackfillCursor(0, 1))
+    h.at(660)
+    restarted = h.backfill()  # 2940 s before the pause would have ended
+    # The whole pass: a full page 0, then the short page 1 that ends it (5 tokens each).
+    assert restarted.stats.tokens_discovery == 10 and restarted.stats.deals_seen > 150
+    assert get_cursor(h.conn) == BackfillCursor(page=0, passes=2)  # that pass ended too
+    h.at(720)
+    assert h.backfill().stats.tokens_discovery == 0  # and the pause applies to it again
+
+
+def test_a_restart_during_a_page_read_is_not_overwritten_by_that_page(
+    make_harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keepa_deals import backfiller
+    from keepa_deals.store import set_cursor
+
+    h = make_harness(backfill_pass_pause_s=3600)
+    set_cursor(h.conn, BackfillCursor(page=3, passes=1), int(h.clock.now()))
+    operator = h.context().conn  # the CLI's own connection
+    original = backfiller.PageReader.read
+
+    def read_then_restart(self: backfiller.PageReader, page: int, *args: Any) -> Any:
+        records = original(self, page, *args)
+        backfiller.restart_pass(operator, int(h.clock.now()))
+        return records
+
+    monkeypatch.setattr(backfiller.PageReader, "read", read_then_restart)
+    h.backfill()  # page 3 is past the end: it would have counted a pass and paused
+    assert get_cursor(h.conn) == BackfillCursor(page=0, passes=1)  # the operator's cursor
+    monkeypatch.setattr(backfiller.PageReader, "read", original)
+    h.at(60)
+    again = h.backfill()  # the requested pass, pages 0 and 1, well inside the pause
+    assert again.stats.tokens_discovery == 10 and again.stats.deals_seen > 150
+    assert get_cursor(h.conn) == BackfillCursor(page=0, passes=2)

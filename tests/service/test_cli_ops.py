@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 import redis
 from click.testing import CliRunner
 
+from keepa_deals.backfiller import pass_due
 from keepa_deals.cli import main
 from keepa_deals.clock import ManualClock
 from keepa_deals.config import Settings
+from keepa_deals.context import HarvestContext
 from keepa_deals.redis_server import RedisServerProcess
 from keepa_deals.store import (
     BackfillCursor,
@@ -74,9 +77,33 @@ def test_backfill_restart_puts_the_cursor_on_page_zero(env: dict[str, str]) -> N
     conn = open_store(env["DEALS_DB_PATH"])
     set_cursor(conn, BackfillCursor(7, 2), 1_800_000_000)
     code, out = invoke("backfill", "--restart")
-    assert code == 0 and "from page 7 (pass 2) to page 0 (pass 3)" in out
-    assert get_cursor(conn) == BackfillCursor(0, 3)
+    assert code == 0
+    assert out == (
+        "backfill restarted: cursor moved from page 7 to page 0 (completed passes stay 2); "
+        "the next backfill run reads page 0 at once, without the "
+        "BACKFILL_PASS_PAUSE_S=21600 pause\n"
+    )
+    assert get_cursor(conn) == BackfillCursor(0, 2)  # the abandoned pass did not complete
     conn.close()
+
+
+def test_backfill_restart_makes_the_next_pass_due_now_even_inside_the_pause(
+    env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    conn = open_store(env["DEALS_DB_PATH"])
+    now = int(time.time())
+    set_cursor(conn, BackfillCursor(0, 4), now)  # a pass has just ended: 6 hours' pause
+    settings = Settings.from_env()
+    ctx = HarvestContext.from_settings(settings, conn=conn, redis=redis_client)
+    try:
+        assert pass_due(ctx, get_cursor(conn)) is False
+        code, out = invoke("backfill", "--restart")
+        assert code == 0 and "from page 0 to page 0 (completed passes stay 4)" in out
+        # The old command counted a finished pass dated now: nothing read for 6 hours.
+        assert pass_due(ctx, get_cursor(conn)) is True
+    finally:
+        ctx.close()
+        conn.close()
 
 
 def test_pause_and_resume_change_the_shared_state(env: dict[str, str]) -> None:
