@@ -12,16 +12,17 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
+# keepa is imported plainly, not with importorskip: it is pinned in requirements-dev.txt,
+# and a missing package must fail the suite, not skip the test that proves compatibility.
+import keepa
 import pytest
 import requests
+from keepa import keepa_sync
+from keepa.models.backend import DealResponse, Product
 
 from keepa_deals.clock import ManualClock
 from keepa_deals.keepa_time import unix_s_to_keepa_minutes
 from keepa_deals.simulator import KeepaSimulator
-
-keepa = pytest.importorskip("keepa")
-from keepa import keepa_sync  # noqa: E402
-from keepa.models.backend import DealResponse, Product  # noqa: E402
 
 KEY = "package-compat-key-4b1d"
 USED_BOOKS = {
