@@ -310,7 +310,8 @@ VARIABLES: tuple[Var, ...] = (
         "demand_ttl_s",
         _int(1),
         "300",
-        "A class that has not asked for this long no longer counts as waiting.",
+        "A class that has not asked for this long stops counting as waiting (never less "
+        "than the slower beat period + 60 s).",
     ),
     # --- evaluation ---
     # Defaults suit used books bought from third-party sellers and resold through FBA.
@@ -643,6 +644,20 @@ class Settings:
 
     def min_share(self, cls: str) -> float:
         return float(getattr(self, f"min_share_{cls}"))
+
+    @property
+    def effective_demand_ttl_s(self) -> int:
+        """How long a class's last ask keeps it waiting, as the TokenManager applies it.
+
+        A run that cannot get its tokens soon stops, and beat brings the next one a
+        period later. Were the demand to lapse in between, the other class would stop
+        yielding for the rest of the period and the stopped class's wait would outgrow
+        the starvation bound status() reports (which assumes a class that keeps asking).
+        So the demand outlives the gap between two runs' asks: one period, plus a
+        minute for beat's tick and the queue.
+        """
+        longest_period_s = max(self.upsert_every_s, self.backfill_every_s)
+        return max(self.demand_ttl_s, longest_period_s + 60)
 
     @property
     def referral_fee_bps(self) -> int:

@@ -430,3 +430,14 @@ def test_a_bad_value_in_the_dotenv_file_names_the_variable(clean_env: Path) -> N
         Settings.from_env()
     assert caught.value.variable == "KEEPA_DOMAIN"
     assert "KEEPA_DOMAIN=7" in str(caught.value)
+
+
+def test_a_class_s_demand_outlives_the_gap_between_its_runs() -> None:
+    """A run stopped for tokens keeps its class's claim until beat's next run."""
+    from keepa_deals.tokens import TokenPolicy
+
+    assert Settings().effective_demand_ttl_s == 900 + 60  # UPSERT_EVERY_S is the slower
+    assert Settings(demand_ttl_s=2000).effective_demand_ttl_s == 2000
+    fast = Settings(upsert_every_s=120, backfill_every_s=60)
+    assert fast.effective_demand_ttl_s == 300  # TOKEN_DEMAND_TTL_S already covers it
+    assert TokenPolicy.from_settings(Settings()).demand_ttl_s == 960

@@ -89,6 +89,6 @@ class TokenPolicy:
             recharge_high=settings.recharge_high,
             recharge_timeout_s=settings.recharge_timeout_s,
             grant_ttl_s=settings.grant_ttl_s,
-            demand_ttl_s=settings.demand_ttl_s,
+            demand_ttl_s=settings.effective_demand_ttl_s,
             sync_interval_s=settings.token_sync_interval_s,
         )

@@ -60,15 +60,9 @@ def check_invariants(report: Report, scenario: Scenario, settings: Settings) -> 
         assert report["wait_bound_s_by_class"][cls] is not None, f"{cls} is unbounded"
         waited_s = report["longest_wait_s_by_class"][cls]
         allowance_s = wait_allowance_s(report, scenario, settings, cls)
-        if period_s(settings, cls) <= settings.demand_ttl_s:
-            assert waited_s <= allowance_s, (cls, waited_s, allowance_s)
-        else:
-            # Known gap (docs/benchmarks.md, "Scaling"): a class that runs less often than
-            # TOKEN_DEMAND_TTL_S stops counting as waiting between its runs, so the other
-            # class no longer yields to it and status()'s bound, which assumes a class
-            # that keeps asking, does not hold. Twice the allowance covers every scenario
-            # measured; a regression beyond it fails here.
-            assert waited_s <= 2 * allowance_s, (cls, waited_s, allowance_s)
+        # Whatever the beat period: a run that stopped for tokens keeps its class's
+        # demand alive until the next run (Settings.effective_demand_ttl_s).
+        assert waited_s <= allowance_s, (cls, waited_s, allowance_s)
     if report["backlog_hours"] >= 1:
         assert report["utilization_backlog"] >= 0.8
 
@@ -143,8 +137,13 @@ def plan_upgrade(report: Report, scenario: Scenario, settings: Settings) -> None
     upgraded_h = next(e.at_s for e in scenario.events if e.set_plan) / 3600
     full_hours = [h for h in report["hourly"] if h["hour"] - 1 >= upgraded_h]
     assert full_hours
+    # Over the full hours together, not each alone: the upserter's demand outlives its
+    # stopped runs, so after the upgrade the backfiller leaves it a reserve at the new
+    # scale once (a level banked, not a rate lost: nothing is lost to the cap).
+    spent = sum(h["tokens_spent"] for h in full_hours)
+    assert spent >= 0.9 * 25 * 60 * len(full_hours), full_hours
     for hour in full_hours:
-        assert hour["tokens_spent"] >= 0.9 * 25 * 60, hour
+        assert hour["tokens_spent"] >= 0.8 * 25 * 60, hour
         assert hour["tokens_lost_to_cap"] == 0
     assert report["hourly"][0]["tokens_spent"] <= 300 + 5 * 60  # a full bucket + an hour
 
