@@ -361,20 +361,12 @@ class TokenManager:
         whichever comes first, so a forgotten pause cannot stall the service for good
         (story 6). A resume blocks automatic re-entry for one timeout, as a timeout does.
         """
-        if self.status()["state"] != "ok":
+        applied = self._scripts.recharge(
+            keys=self._key_list,
+            args=[self._now_arg(), self.policy.config_json, "1" if active else "0"],
+        )
+        if not int(applied):
             raise TokenStateMissing("no token state in Redis yet: nothing to pause or resume")
-        now_ms = self.now_ms()
-        # One HSET (and HDEL) is atomic; the scripts read these fields on their next call.
-        key = self.keys.token_state
-        if active:
-            self.redis.hset(key, mapping={"rc_active": 1, "rc_manual": 1, "rc_since_ms": now_ms})
-        else:
-            block_ms = now_ms + self.policy.recharge_timeout_s * 1000
-            self.redis.hset(
-                key,
-                mapping={"rc_active": 0, "rc_last_exit": "manual", "rc_block_until_ms": block_ms},
-            )
-            self.redis.hdel(key, "rc_manual")
         return self.status()
 
     def admissible_cost(self, cls: str, limit: int) -> int:

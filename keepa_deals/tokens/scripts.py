@@ -13,7 +13,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-_ENTRY_POINTS = ("acquire", "settle", "status")
+_ENTRY_POINTS = ("acquire", "settle", "status", "recharge")
 
 
 @cache
@@ -34,6 +34,7 @@ class TokenScripts:
         self.acquire: Script = client.register_script(source("acquire"))
         self.settle: Script = client.register_script(source("settle"))
         self.status: Script = client.register_script(source("status"))
+        self.recharge: Script = client.register_script(source("recharge"))
 
     @staticmethod
     def call(script: Script, keys: list[str], args: list[Any]) -> Any:

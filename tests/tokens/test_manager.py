@@ -269,3 +269,13 @@ def test_pause_and_resume_by_hand(make_manager: ManagerFactory, clock: ManualClo
 def test_pause_without_state_is_a_clear_error(make_manager: ManagerFactory) -> None:
     with pytest.raises(TokenStateMissing):
         make_manager().set_recharge(True)
+
+
+def test_a_refused_pause_writes_nothing(make_manager: ManagerFactory) -> None:
+    """The check and the write are one script: no state, no half-written state hash
+    (a FLUSHALL just before a pause must not leave recharge fields the scripts misread)."""
+    tm = make_manager()
+    with pytest.raises(TokenStateMissing):
+        tm.set_recharge(False)
+    assert not tm.redis.exists(tm.keys.token_state)
+    assert tm.status()["state"] != "ok"
