@@ -113,51 +113,6 @@ def _redis_answers(url: str) -> bool:
         client.close()
 
 
-class OwnedRedisServer(RedisServerProcess):
-    """A `RedisServerProcess` in its own session.
-
-    In the terminal's process group, Ctrl-C would stop Redis at once, while the worker
-    still settles its grants and releases its locks in it.
-    """
-
-    def start(self, timeout_s: float = 10.0) -> OwnedRedisServer:
-        # The same server as RedisServerProcess.start (loopback, no persistence,
-        # noeviction), only with start_new_session.
-        argv = [
-            str(self.binary),
-            "--port",
-            str(self.port),
-            "--bind",
-            self.host,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.workdir),
-            "--maxmemory-policy",
-            "noeviction",
-            "--protected-mode",
-            "yes",
-            "--logfile",
-            str(self.workdir / "redis.log"),
-        ]
-        self._proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout_s
-        while not _redis_answers(self.url):
-            if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
-                self.stop()
-                raise RedisServerError(f"redis-server exited at start-up: {err.strip()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RedisServerError(f"redis-server did not answer on {self.url}")
-            time.sleep(0.05)  # start-up readiness only
-        return self
-
-
 def _progress_line(settings: Settings, client: redis.Redis) -> str:
     db = db_status(settings.deals_db_path)
     parts = [time.strftime("%H:%M:%S")]
@@ -262,7 +217,9 @@ def _start_redis(settings: Settings, env: dict[str, str], cleanups: Cleanups) ->
     # Only now is a local binary needed: a REDIS_URL that answers never installs one.
     _ensure_redis_binary(shown)
     try:
-        server = OwnedRedisServer()
+        # In its own session: in the terminal's process group, Ctrl-C would stop Redis
+        # at once, while the worker still settles its grants and releases its locks.
+        server = RedisServerProcess(own_session=True)
         # Registered before it starts: a Ctrl-C during start-up must still stop it.
         cleanups.append(server.close)
         server.start()

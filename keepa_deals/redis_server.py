@@ -26,8 +26,15 @@ class RedisServerProcess:
     """Starts `redis-server` on a free loopback port with no persistence."""
 
     def __init__(
-        self, port: int | None = None, host: str = "127.0.0.1", workdir: Path | None = None
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        workdir: Path | None = None,
+        *,
+        own_session: bool = False,
     ) -> None:
+        """`own_session`: start it outside the caller's process group, so a terminal's
+        Ctrl-C does not stop Redis while the rest still shuts down through it."""
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise RedisServerError(
@@ -38,6 +45,7 @@ class RedisServerProcess:
         self.port = port or free_port(host)
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="keepa-redis-"))
+        self.own_session = own_session
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,7 +72,12 @@ class RedisServerProcess:
             "--logfile",
             str(self.workdir / "redis.log"),
         ]
-        self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=self.own_session,
+        )
         client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout_s
         try:
