@@ -563,18 +563,33 @@ def key_leaks(stack: FaultStack) -> list[str]:
     try:
         for name in client.scan_iter(count=500):
             kind = client.type(name)
-            values: list[Any] = []
+            values: list[Any] = [name]
             if kind == b"string":
-                values = [client.get(name)]
+                values.append(client.get(name))
             elif kind == b"hash":
-                values = list(client.hgetall(name).values())
+                values += [v for item in client.hgetall(name).items() for v in item]
             elif kind == b"list":
-                values = list(client.lrange(name, 0, -1))
+                values += client.lrange(name, 0, -1)
+            elif kind == b"set":
+                values += client.smembers(name)
+            elif kind == b"zset":
+                values += client.zrange(name, 0, -1)
             if any(KEY.encode() in v for v in values if isinstance(v, bytes)):
                 leaks.append(f"redis {name!r}")
     finally:
         client.close()
     return leaks
+
+
+def unprefixed_keys(stack: FaultStack) -> list[str]:
+    """Keys in the stack's own Redis outside KEEPA_REDIS_PREFIX: Celery's included, every
+    key the service writes carries the prefix, so deployments can share one Redis."""
+    prefix = stack.env["KEEPA_REDIS_PREFIX"].encode()
+    client = redis.Redis.from_url(stack.env["REDIS_URL"], socket_timeout=5)
+    try:
+        return [repr(k) for k in client.scan_iter(count=500) if not k.startswith(prefix)]
+    finally:
+        client.close()
 
 
 def crashes_since(stack: FaultStack, mark: Mark) -> list[str]:
@@ -604,8 +619,10 @@ def check_invariants(
     # (and doctor waits 2 s for worker pings).
     status = stack.spawn("status", "--json")
     doc = stack.spawn("doctor")
+    clearing_s = time.monotonic()
     try:
         wait_resumed(stack, cleared, resume_timeout_s)
+        resumed_after_s = time.monotonic() - clearing_s
     finally:
         status_rc, out, err = stack.finish(status)
         doc_rc, doc_out, _ = stack.finish(doc)
@@ -660,6 +677,7 @@ def check_invariants(
     if doctor_passes and doc_rc != 0:
         problems.append(f"doctor failed after recovery:\n{doc_out}")
     problems += [f"the key leaked into {where}" for where in key_leaks(stack)]
+    problems += [f"a Redis key outside the prefix: {k}" for k in unprefixed_keys(stack)[:5]]
     assert not problems, "\n".join(problems) + "\n" + stack.logs()
     figures = {
         "published_deals_checked": checked,
@@ -672,7 +690,14 @@ def check_invariants(
             "SELECT COUNT(*) FROM quarantine WHERE quarantined_s IS NOT NULL"
         ),
     }
+    figures["resumed_after_wall_s"] = round(resumed_after_s, 1)
+    figures["runs_since_fault"] = len(stack.runs_since(mark))
     print(f"invariants hold: {figures}")  # shown with -s / -rP: figures for the report
+    record = os.environ.get("KEEPA_RELIABILITY_JSONL")  # docs/reliability.md's figures
+    if record:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+        with open(record, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"test": test, **figures}) + "\n")
     return figures
 
 
