@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu.entity import Queue
 
 from keepa_deals.broker_transport import install_transport
 from keepa_deals.config import Settings
@@ -40,8 +41,10 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
             "global_keyprefix": f"{settings.redis_prefix}celery:",
         },
         "result_expires": 24 * 3600,
-        # Separate queues: a backfill run never delays the upserter. The worker consumes
-        # both (`-Q upsert,backfill`); Celery creates them on first use.
+        # Separate queues: a backfill run never delays the upserter. Both are declared,
+        # so a worker started without -Q (`celery -A celery_config worker`) consumes
+        # both too, not just the default queue.
+        "task_queues": (Queue(UPSERT_QUEUE), Queue(BACKFILL_QUEUE)),  # type: ignore[no-untyped-call]
         "task_create_missing_queues": True,
         "task_routes": {
             UPSERT_TASK: {"queue": UPSERT_QUEUE},

@@ -64,8 +64,12 @@ def run_locked(
                 log.warning("%s: marked %d run(s) of a killed worker as abandoned", task, abandoned)
             summary = run(ctx)
         finally:
-            ctx.close()
-            lock.release()
+            try:
+                ctx.close()
+            finally:
+                # Even if closing fails: a lock left to its heartbeat would skip every
+                # later run of this task for as long as the worker lives.
+                lock.release()
         result: dict[str, Any] = summary.to_dict()
         return result
     finally:
