@@ -4,8 +4,10 @@ kombu's own transport end the worker on a Redis restart."""
 
 from __future__ import annotations
 
-import kombu
 import pytest
+from kombu.connection import Connection
+from kombu.entity import Queue
+from kombu.messaging import Producer
 
 from keepa_deals.broker_transport import BrokerClosed, Transport, install_transport
 from keepa_deals.redis_server import RedisServerProcess
@@ -19,7 +21,7 @@ def _installed() -> None:
 def test_redis_urls_use_this_transport_and_keep_their_scheme(
     redis_server: RedisServerProcess,
 ) -> None:
-    conn = kombu.Connection(redis_server.url)
+    conn = Connection(redis_server.url)
     try:
         assert conn.transport_cls == "redis"
         assert isinstance(conn.transport, Transport)
@@ -32,11 +34,11 @@ def test_closing_a_channel_with_unacked_messages_after_its_transport_is_harmless
     redis_server: RedisServerProcess, prefix: str
 ) -> None:
     """What Celery's consumer does when Redis goes away under a late-ack task."""
-    conn = kombu.Connection(redis_server.url, transport_options={"global_keyprefix": prefix})
-    queue = kombu.Queue(f"{prefix}q")
+    conn = Connection(redis_server.url, transport_options={"global_keyprefix": prefix})
+    queue = Queue(f"{prefix}q")
     try:
         channel = conn.channel()
-        producer = kombu.Producer(channel)
+        producer = Producer(channel)
         producer.publish({"n": 1}, routing_key=queue.name, declare=[queue])
         message = queue(channel).get(no_ack=False)  # delivered, not acknowledged
         assert message is not None
@@ -56,11 +58,11 @@ def test_acking_through_a_channel_whose_connection_is_gone_only_forgets_the_mess
     redis_server: RedisServerProcess, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A late-ack task that finishes after the worker reconnected: a warning, no error."""
-    conn = kombu.Connection(redis_server.url, transport_options={"global_keyprefix": prefix})
-    queue = kombu.Queue(f"{prefix}q")
+    conn = Connection(redis_server.url, transport_options={"global_keyprefix": prefix})
+    queue = Queue(f"{prefix}q")
     try:
         channel = conn.channel()
-        kombu.Producer(channel).publish({"n": 1}, routing_key=queue.name, declare=[queue])
+        Producer(channel).publish({"n": 1}, routing_key=queue.name, declare=[queue])
         message = queue(channel).get(no_ack=False)
         assert message is not None
         channel._pool = None

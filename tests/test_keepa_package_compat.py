@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import types
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 # keepa is imported plainly, not with importorskip: it is pinned in requirements-dev.txt,
 # and a missing package must fail the suite, not skip the test that proves compatibility.
@@ -76,13 +76,17 @@ def offer_cost(sim: KeepaSimulator, asins: list[str], limit: int) -> int:
 
 def test_deals_then_products(sim: KeepaSimulator) -> None:
     api = keepa.Keepa(KEY)
-    deals = api.deals(USED_BOOKS)
+    # Untyped calls return dicts; the package's annotations cover the typed models too.
+    deals = cast(dict[str, Any], api.deals(USED_BOOKS))
     assert len(deals["dr"]) > 100
     assert deals["categoryIds"] == [283155] and deals["categoryNames"] == ["Books"]
     assert charged(sim, "deal") == 5 and api.tokens_left == 1200 - 5
 
     asins = sorted({d["asin"] for d in deals["dr"][:12]})
-    products = api.query(asins, stats=90, history=True, offers=20, progress_bar=False)
+    products = cast(
+        list[dict[str, Any]],
+        api.query(asins, stats=90, history=True, offers=20, progress_bar=False),
+    )
     assert [p["asin"] for p in products] == asins
     expected = offer_cost(sim, asins, 20)
     assert charged(sim, "product") == expected
@@ -119,7 +123,7 @@ def test_typed_models_validate(sim: KeepaSimulator) -> None:
 def test_plain_queries_cost_one_token_a_product(sim: KeepaSimulator) -> None:
     api = keepa.Keepa(KEY)
     asins = list(sim.app.products.timeline.catalogue.asins[:7])
-    products = api.query(asins, history=False, progress_bar=False)
+    products = cast(list[dict[str, Any]], api.query(asins, history=False, progress_bar=False))
     assert len(products) == 7 and all(p["csv"] is None for p in products)
     assert charged(sim, "product") == 7
     rated = api.query(asins[:3], rating=True, progress_bar=False)

@@ -696,8 +696,8 @@ def check_invariants(
     record = os.environ.get("KEEPA_RELIABILITY_JSONL")  # docs/reliability.md's figures
     if record:
         test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
-        with open(record, "a", encoding="utf-8") as out:
-            out.write(json.dumps({"test": test, **figures}) + "\n")
+        with open(record, "a", encoding="utf-8") as sink:
+            sink.write(json.dumps({"test": test, **figures}) + "\n")
     return figures
 
 

@@ -132,22 +132,23 @@ def test_a_restart_during_a_page_read_is_not_overwritten_by_that_page(
     make_harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from keepa_deals import backfiller
+    from keepa_deals.harvest.discovery import PageReader
     from keepa_deals.store import set_cursor
 
     h = make_harness(backfill_pass_pause_s=3600)
     set_cursor(h.conn, BackfillCursor(page=3, passes=1), int(h.clock.now()))
     operator = h.context().conn  # the CLI's own connection
-    original = backfiller.PageReader.read
+    original = PageReader.read
 
-    def read_then_restart(self: backfiller.PageReader, page: int, *args: Any) -> Any:
+    def read_then_restart(self: PageReader, page: int, *args: Any) -> Any:
         records = original(self, page, *args)
         backfiller.restart_pass(operator, int(h.clock.now()))
         return records
 
-    monkeypatch.setattr(backfiller.PageReader, "read", read_then_restart)
+    monkeypatch.setattr(PageReader, "read", read_then_restart)
     h.backfill()  # page 3 is past the end: it would have counted a pass and paused
     assert get_cursor(h.conn) == BackfillCursor(page=0, passes=1)  # the operator's cursor
-    monkeypatch.setattr(backfiller.PageReader, "read", original)
+    monkeypatch.setattr(PageReader, "read", original)
     h.at(60)
     again = h.backfill()  # the requested pass, pages 0 and 1, well inside the pause
     assert again.stats.tokens_discovery == 10 and again.stats.deals_seen > 150

@@ -271,8 +271,8 @@ def test_a_redis_url_that_answers_needs_no_local_binary_even_for_a_non_root_user
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(cli_run.shutil, "which", lambda name: None)
-    monkeypatch.setattr(cli_run.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("keepa_deals.cli_run.shutil.which", lambda name: None)
+    monkeypatch.setattr("keepa_deals.cli_run.os.geteuid", lambda: 1000)
     env: dict[str, str] = {}
     cleanups: cli_run.Cleanups = []
     cli_run._start_redis(Settings(redis_url=redis_server.url), env, cleanups)
@@ -283,8 +283,8 @@ def test_a_redis_url_that_answers_needs_no_local_binary_even_for_a_non_root_user
 def test_no_redis_and_no_binary_tells_a_non_root_user_what_to_do(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli_run.shutil, "which", lambda name: None)
-    monkeypatch.setattr(cli_run.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("keepa_deals.cli_run.shutil.which", lambda name: None)
+    monkeypatch.setattr("keepa_deals.cli_run.os.geteuid", lambda: 1000)
     dead_url = f"redis://127.0.0.1:{free_port()}/0"
     with pytest.raises(SystemExit) as exit_info:
         cli_run._start_redis(Settings(redis_url=dead_url), {}, [])
@@ -309,12 +309,11 @@ def test_as_root_a_missing_binary_is_installed_from_debian_when_a_local_server_i
         return subprocess.CompletedProcess(argv, 0)
 
     monkeypatch.setattr(
-        cli_run.shutil,
-        "which",
+        "keepa_deals.cli_run.shutil.which",
         lambda name: f"/usr/bin/{name}" if installed.get(name, True) else None,
     )
-    monkeypatch.setattr(cli_run.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(cli_run.subprocess, "run", apt_get)
+    monkeypatch.setattr("keepa_deals.cli_run.os.geteuid", lambda: 0)
+    monkeypatch.setattr("keepa_deals.cli_run.subprocess.run", apt_get)
     cli_run._ensure_redis_binary("redis://127.0.0.1:1/0")
     assert calls == [
         (["apt-get", "update", "-qq"], "noninteractive"),
