@@ -275,3 +275,47 @@ def test_story_11_a_long_wait_stops_the_task_instead_of_sleeping(
     assert clock.now() == start  # it did not sleep a second of the 40 minutes
     assert exc.value.wait_s > 30 and exc.value.reason
     assert exc.value.cls == "backfill"
+
+
+def test_no_keepa_answer_for_the_sync_interval_resyncs_once(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    """Sync rule: /token again only once TOKEN_SYNC_INTERVAL_S passed without an answer,
+    and then the estimate follows Keepa (here: a balance moved behind our back)."""
+    bucket = KeepaBucket(balance=200)
+    tm = make_manager(bucket=bucket, token_sync_interval_s=1800)
+    keepa = CountingKeepa(bucket, clock)
+    tm.keepa = keepa  # type: ignore[assignment]
+    clock.advance(1800)  # exactly the interval: still fresh
+    assert tm.try_acquire("upsert", 5).granted and keepa.calls == 0
+    tm.observe(bucket.envelope(clock.now(), 5), sent_at_s=clock.now())
+    clock.advance(1801)
+    bucket.advance(clock.now())
+    bucket.balance = 40  # another tool of the same account spent tokens
+    assert tm.try_acquire("upsert", 5).granted
+    assert keepa.calls == 1
+    assert tm.status()["server_balance"] == 40
+    assert tm.try_acquire("upsert", 5).granted and keepa.calls == 1  # fresh again
+
+
+def test_a_grant_never_settled_resyncs_after_its_ttl(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    """A worker killed mid-call never settles: after TOKEN_GRANT_TTL_S the next call asks
+    /token and the dead grant stops counting against the estimate."""
+    bucket = KeepaBucket(balance=200)
+    tm = make_manager(bucket=bucket, grant_ttl_s=300)
+    keepa = CountingKeepa(bucket, clock)
+    tm.keepa = keepa  # type: ignore[assignment]
+    lost = tm.try_acquire("upsert", 50)
+    assert lost.granted and tm.status()["grants_in_flight"] == 1
+    bucket.charge(clock.now(), 50)  # Keepa charged it; nobody will settle it
+    clock.advance(299)
+    tm.observe(bucket.envelope(clock.now(), 0), sent_at_s=clock.now())
+    assert tm.try_acquire("upsert", 1).granted and keepa.calls == 0
+    clock.advance(2)  # the lost grant is now past its TTL
+    assert tm.try_acquire("upsert", 1).granted
+    assert keepa.calls == 1
+    status = tm.status()
+    # The two 1-token grants; the lost 50 was dropped (Keepa's count has its cost).
+    assert (status["grants_in_flight"], status["tokens_in_flight"]) == (2, 2)
