@@ -38,7 +38,6 @@ from keepa_deals.store import (
     RunStats,
     Source,
     finish_run,
-    open_store,
     start_run,
     transaction,
     update_run,
@@ -52,20 +51,6 @@ KEY = "doctortestkey0123456789abcdef"
 
 
 # --- a deals database in a given state ---------------------------------------------
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "deals.db"
-
-
-@pytest.fixture
-def conn(db_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = open_store(db_path, busy_timeout_s=10)
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 @pytest.fixture

@@ -5,11 +5,9 @@ the runs record it (story 23)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 
 from keepa_deals.config import Settings
@@ -23,7 +21,6 @@ from keepa_deals.store import (
     Source,
     advance_watermark,
     finish_run,
-    open_store,
     start_run,
     transaction,
     update_run,
@@ -31,20 +28,6 @@ from keepa_deals.store import (
 )
 
 NOW_S = 1_768_089_600  # 2026-01-11 00:00 UTC
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "deals.db"
-
-
-@pytest.fixture
-def conn(db_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = open_store(db_path, busy_timeout_s=10)
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 def deal(asin: str, first_seen_s: int, evaluated_s: int | None = None) -> DealRow:
