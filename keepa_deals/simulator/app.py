@@ -110,6 +110,8 @@ class SimulatorApp:
             return self._error(error, bucket, now_s, started), key_fp, 0
 
         if endpoint not in ENDPOINTS:
+            if key and self.accounts.status(key) != "unknown":
+                bucket = self.accounts.bucket(key, now_s)  # its balance, as on any error
             return refuse(404, f"no such endpoint /{endpoint}")
         if not key or self.accounts.status(key) == "unknown":
             return refuse(400, "Invalid API key.", "the key is missing or not known")

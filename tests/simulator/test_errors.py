@@ -63,7 +63,12 @@ def test_an_unknown_key_status_can_be_set_over_http(api: Api) -> None:
 def test_unknown_paths_get_404_with_token_fields(api: Api, path: str) -> None:
     response = api.session.get(f"{api.base}{path}", params={"key": api.key}, timeout=10)
     assert response.status_code == 404
-    assert_error(response.json(), "NOT_FOUND")
+    body = response.json()
+    assert_error(body, "NOT_FOUND")
+    # The key's own balance and rate, uncharged, as on any other error.
+    token = api.session.get(f"{api.base}/token", params={"key": api.key}, timeout=10).json()
+    assert (body["tokensLeft"], body["refillRate"]) == (token["tokensLeft"], token["refillRate"])
+    assert body["refillRate"] > 0 and body["tokensConsumed"] == 0
 
 
 def test_trailing_slashes_reach_the_endpoints(api: Api) -> None:
