@@ -25,8 +25,10 @@ from keepa_deals.redact import install_log_redaction
 from keepa_deals.simulate.cli import simulate_command
 from keepa_deals.simulator.cli import simulator_command
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(context_settings=HELP_OPTIONS)
 @click.version_option(__version__, prog_name="keepa-deals")
 def main() -> None:
     """Harvest Keepa deals into SQLite under one shared token budget."""
@@ -69,6 +71,11 @@ for _command in (
     backfill_command,
 ):
     main.add_command(_command)
+# On each command too, not only inherited from the group: click caches a command's help
+# option the first time it builds one, so a command once run on its own (as the
+# simulator's tests do) would otherwise keep answering only --help.
+for _command in main.commands.values():
+    _command.context_settings = {**HELP_OPTIONS, **_command.context_settings}
 
 
 if __name__ == "__main__":
