@@ -135,3 +135,39 @@ def test_invariants_hold_for_any_valid_configuration(
     with pytest.raises(ImpossibleRequest):
         tm.try_acquire("backfill", max_cost + 1)
     real_redis.delete(*real_redis.keys(f"{prefix}*"))
+
+
+def test_found_by_exploring_two_shared_classes_recover_behind_each_other(real_redis: Any) -> None:
+    """Hypothesis found it: both classes with shares, a greedy upserter at cost 1 and a
+    backfiller at 363. Entitled, the backfiller recovers while the upserter goes on
+    drawing its 40%, so its bound must divide the recovery by 1 - S_o."""
+    cfg = Settings(
+        plan_rate=20,
+        threshold_upsert=1,
+        threshold_backfill=1,
+        min_share_upsert=0.4,
+        min_share_backfill=0.5,
+        deficit_floor=0,
+        recharge_low=1,
+        recharge_high=2,
+        recharge_timeout_s=600,
+        recharge_gated_classes=("backfill",),
+    )
+    clock = ManualClock()
+    prefix = f"prop{uuid.uuid4().hex}:"
+    tm = TokenManager(real_redis, TokenPolicy.from_settings(cfg), RedisKeys(prefix), clock=clock)
+    bucket = KeepaBucket(balance=0, rate=20, now_s=clock.now(), phase_s=0.0)
+    tm.observe(bucket.envelope(clock.now(), 0), sent_at_s=clock.now())
+    demands = [
+        Demand("upsert", 1, think_s=0.0, min_actual=0.3),
+        Demand("backfill", 363, think_s=0.0, min_actual=1.0),
+    ]
+    report = Driver(tm, clock, bucket, demands, seed=0, max_latency_s=0.0).run(4 * 3600)
+    try:
+        assert report.violations == []
+        backfill = report.classes["backfill"]
+        assert backfill.grants > 0
+        for wait, bound in zip(backfill.waits_s, backfill.bounds_s, strict=True):
+            assert bound is not None and wait <= bound + ASK_LATENCY_S, (wait, bound)
+    finally:
+        real_redis.delete(*real_redis.keys(f"{prefix}*"))

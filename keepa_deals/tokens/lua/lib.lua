@@ -277,7 +277,9 @@ local function bound_ms(ctx, c, cost)
   if c.cfg.share > 0 then
     local accrue_ms = cost * TICK_MS / (c.cfg.share * ctx.rate)
     local recover = math.max(1, f + cost) - f + others_credit
-    return math.ceil(accrue_ms + recover * per_token_ms + TICK_MS)
+    -- While it recovers, the other entitled classes keep drawing their shares of the
+    -- refill (at most S_o, and S_o <= 1 - s < 1): only the rest refills for this class.
+    return math.ceil(accrue_ms + recover * per_token_ms / (1 - others_share) + TICK_MS)
   end
   if higher_unshared or others_share >= 1 then return NEVER end
   local need = math.max(c.cfg.threshold, math.max(1, f + cost)) - f + others_credit
