@@ -171,3 +171,45 @@ def test_found_by_exploring_two_shared_classes_recover_behind_each_other(real_re
             assert bound is not None and wait <= bound + ASK_LATENCY_S, (wait, bound)
     finally:
         real_redis.delete(*real_redis.keys(f"{prefix}*"))
+
+
+def test_found_by_exploring_an_entitled_class_is_not_kept_behind_a_re_entitled_one(
+    real_redis: Any,
+) -> None:
+    """Hypothesis found it: a greedy upserter at cost 1 whose 40% share re-entitles it
+    every tick, and a backfiller at 21 > what one tick leaves. Ordered by priority, the
+    entitled backfiller yielded to it forever (never served in 4 hours, bound 37 min);
+    between two entitled classes the one waiting longer now goes first."""
+    cfg = Settings(
+        plan_rate=20,
+        threshold_upsert=1,
+        threshold_backfill=1,
+        min_share_upsert=0.4,
+        min_share_backfill=0.05,
+        deficit_floor=-118,
+        recharge_low=0,
+        recharge_high=2,
+        recharge_timeout_s=600,
+        recharge_gated_classes=("backfill",),
+    )
+    clock = ManualClock()
+    prefix = f"prop{uuid.uuid4().hex}:"
+    tm = TokenManager(real_redis, TokenPolicy.from_settings(cfg), RedisKeys(prefix), clock=clock)
+    bucket = KeepaBucket(balance=0, rate=20, now_s=clock.now(), phase_s=45.993112253432635)
+    tm.observe(bucket.envelope(clock.now(), 0), sent_at_s=clock.now())
+    demands = [
+        Demand("upsert", 1, think_s=0.0, min_actual=0.3),
+        Demand("backfill", 21, think_s=0.0, min_actual=1.0),
+    ]
+    report = Driver(tm, clock, bucket, demands, seed=0, max_latency_s=0.0).run(4 * 3600)
+    try:
+        assert report.violations == []
+        for name, cls_report in report.classes.items():
+            assert cls_report.grants > 0, name
+            for wait, bound in zip(cls_report.waits_s, cls_report.bounds_s, strict=True):
+                assert bound is not None and wait <= bound + ASK_LATENCY_S, (name, wait, bound)
+            if cls_report.open_wait is not None:
+                waited, bound = cls_report.open_wait
+                assert bound is not None and waited <= bound + ASK_LATENCY_S, (name, waited)
+    finally:
+        real_redis.delete(*real_redis.keys(f"{prefix}*"))

@@ -222,10 +222,18 @@ local function own_need(ctx, c, cost)
   return target, reason, wait
 end
 
--- Does `d` go before `c`? Entitled classes first, then by priority (0 = highest).
+-- Does `d` go before `c`? Entitled classes first; between two entitled classes the one
+-- waiting longer, so a class whose share re-entitles it every tick cannot keep one with
+-- a larger cost behind it for good (both would otherwise guard only each other's
+-- nominal target); then by priority (0 = highest).
 local function precedes(ctx, d, d_cost, c, c_cost)
   local de, ce = entitled(d, d_cost), entitled(c, c_cost)
   if de ~= ce then return de end
+  if de then
+    local d_since = num(d.h.waiting_since_ms, ctx.now)
+    local c_since = num(c.h.waiting_since_ms, ctx.now)
+    if d_since ~= c_since then return d_since < c_since end
+  end
   return d.cfg.priority < c.cfg.priority
 end
 
