@@ -33,16 +33,10 @@ from keepa_deals.redis_keys import RedisKeys
 from keepa_deals.redis_server import RedisServerProcess
 from keepa_deals.service_status import db_status
 from keepa_deals.store import (
-    DealRow,
-    DealStatus,
-    RunStats,
-    Source,
-    finish_run,
-    start_run,
     transaction,
-    update_run,
     upsert_deal,
 )
+from tests.service.conftest import add_run, deal
 
 NOW_S = 1_768_089_600  # 2026-01-11 00:00 UTC
 HOUR_S = 3600
@@ -62,38 +56,9 @@ def settings(redis_server: RedisServerProcess, prefix: str, db_path: Path) -> Se
     )
 
 
-def add_run(
-    conn: sqlite3.Connection,
-    task: str,
-    started_s: int,
-    ended_s: int | None,
-    stop_reason: str | None,
-    **counts: int,
-) -> int:
-    stats = RunStats(**counts)
-    run_id = start_run(conn, task, started_s)
-    if ended_s is None:
-        update_run(conn, run_id, stats)
-    else:
-        assert stop_reason is not None
-        finish_run(conn, run_id, stats, stop_reason, ended_s)
-    return run_id
-
-
 def add_deal(conn: sqlite3.Connection, asin: str, first_seen_s: int) -> None:
     with transaction(conn):
-        upsert_deal(
-            conn,
-            DealRow(
-                asin=asin,
-                domain=1,
-                status=DealStatus.ACCEPTED,
-                source=Source.UPSERT,
-                first_seen_s=first_seen_s,
-                last_seen_s=first_seen_s,
-                last_evaluated_s=first_seen_s,
-            ),
-        )
+        upsert_deal(conn, deal(asin, first_seen_s))
 
 
 def every(start_s: int, step_s: int, count: int) -> list[int]:

@@ -15,51 +15,13 @@ from keepa_deals.redis_keys import RedisKeys
 from keepa_deals.redis_server import RedisServerProcess
 from keepa_deals.service_status import db_status, gather, lock_status
 from keepa_deals.store import (
-    DealRow,
-    DealStatus,
-    RunStats,
-    Source,
     advance_watermark,
-    finish_run,
-    start_run,
     transaction,
-    update_run,
     upsert_deal,
 )
+from tests.service.conftest import add_run, deal
 
 NOW_S = 1_768_089_600  # 2026-01-11 00:00 UTC
-
-
-def deal(asin: str, first_seen_s: int, evaluated_s: int | None = None) -> DealRow:
-    return DealRow(
-        asin=asin,
-        domain=1,
-        status=DealStatus.ACCEPTED,
-        source=Source.UPSERT,
-        first_seen_s=first_seen_s,
-        last_seen_s=first_seen_s,
-        last_evaluated_s=first_seen_s if evaluated_s is None else evaluated_s,
-    )
-
-
-def add_run(
-    conn: sqlite3.Connection,
-    task: str,
-    started_s: int,
-    ended_s: int | None,
-    stop_reason: str | None,
-    **counts: int,
-) -> int:
-    """A `runs` row as a task leaves it: open (ended_s None) with its counts so far, or
-    finished with its stop reason."""
-    stats = RunStats(**counts)
-    run_id = start_run(conn, task, started_s)
-    if ended_s is None:
-        update_run(conn, run_id, stats)
-    else:
-        assert stop_reason is not None
-        finish_run(conn, run_id, stats, stop_reason, ended_s)
-    return run_id
 
 
 def test_an_empty_database_reports_no_figures(conn: sqlite3.Connection, db_path: Path) -> None:
