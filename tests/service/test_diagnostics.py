@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from keepa_deals.redis_server import RedisServerProcess, free_port
 from keepa_deals.simulator import KeepaSimulator
 from keepa_deals.store import RunStats, finish_run, open_store, start_run
 from keepa_deals.tokens import TokenManager
+from tests.e2e.conftest import stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 DIAGNOSTICS = ROOT / "Diagnostics"
@@ -148,13 +148,7 @@ def worker(
         yield diag
     finally:
         app.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc, timeout_s=20)
 
 
 @pytest.mark.slow
