@@ -18,12 +18,12 @@ import redis
 
 from keepa_deals.config import Settings
 from keepa_deals.errors import KeepaDealsError, KeepaError
-from keepa_deals.keepa_api import KeepaClient
+from keepa_deals.keepa_api import KeepaClient, longest_backoff_s
 from keepa_deals.preflight import Check, check_deal_query, check_redis
 from keepa_deals.service_status import db_status, lock_status, token_status
 from keepa_deals.store import check_schema, connect_readonly
+from keepa_deals.timebase import lock_ttl_wall_s
 from keepa_deals.timebase import now_s as service_now_s
-from keepa_deals.timebase import wall_s
 
 # No progress (see check_progress) for this long, not explained by the token budget,
 # is the predecessor's stall (story 23).
@@ -166,21 +166,15 @@ def check_progress(settings: Settings, now_s: float | None = None) -> Check:
     )
 
 
-def lock_ttl_wall_s(settings: Settings) -> float:
-    """The TTL a task lock is set with, in wall seconds (as tasks.run_locked sets it)."""
-    return max(1.0, float(wall_s(settings, settings.lock_ttl_s)))
-
-
 def longest_call_s(settings: Settings) -> float:
     """The longest one Keepa call may legitimately take, in service seconds: the inline
     token wait, then every attempt answering 5xx at the last moment, with the largest
-    jittered backoff between them (KeepaClient: 0.5 s x 2**attempt x up to 1.5). The
-    HTTP timeouts and the backoff run on wall time: scaled, they last `time_scale` times
-    longer in service time."""
+    jittered backoff between them. The HTTP timeouts and the backoff run on wall time:
+    scaled, they last `time_scale` times longer in service time."""
     attempts = settings.keepa_max_retries + 1
-    backoff_s = sum(0.75 * 2.0**a for a in range(settings.keepa_max_retries))
     per_attempt_s = settings.keepa_connect_timeout_s + settings.keepa_read_timeout_s
-    http_s = (attempts * per_attempt_s + backoff_s) * settings.time_scale
+    waits_s = longest_backoff_s(settings.keepa_max_retries)
+    http_s = (attempts * per_attempt_s + waits_s) * settings.time_scale
     return settings.harvest_inline_wait_s + http_s
 
 

@@ -65,6 +65,20 @@ class ProductReply(KeepaReply):
     products: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
+BACKOFF_BASE_S = 0.5
+
+
+def backoff_s(base_s: float, attempt: int, draw: float) -> float:
+    """The wait before retry `attempt` (0 first): doubling, jittered by `draw` in [0, 1)
+    to between half and one and a half times."""
+    return base_s * 2.0**attempt * (0.5 + draw)
+
+
+def longest_backoff_s(max_retries: int, base_s: float = BACKOFF_BASE_S) -> float:
+    """All the waits of a call that uses every retry, each at its largest jitter."""
+    return sum(backoff_s(base_s, attempt, 1.0) for attempt in range(max_retries))
+
+
 class KeepaClient:
     def __init__(
         self,
@@ -75,7 +89,7 @@ class KeepaClient:
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 40.0,
         max_retries: int = 3,
-        backoff_base_s: float = 0.5,
+        backoff_base_s: float = BACKOFF_BASE_S,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -231,7 +245,7 @@ class KeepaClient:
                 # so a bounded retry is safe. Timeouts are not retried: they may have been.
                 if attempt >= self.max_retries:
                     raise
-                delay = self.backoff_base_s * (2**attempt) * (0.5 + self._rng.random())
+                delay = backoff_s(self.backoff_base_s, attempt, self._rng.random())
                 log.warning(
                     "keepa /%s: %s; retry %d/%d in %.1fs",
                     endpoint,

@@ -22,8 +22,8 @@ from keepa_deals.store import (
     open_from_settings,
     start_run,
 )
+from keepa_deals.timebase import lock_ttl_wall_s, service_clock
 from keepa_deals.timebase import now_s as timebase_now_s
-from keepa_deals.timebase import service_clock, wall_s
 from keepa_deals.tokens.manager import redis_client
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,7 @@ def run_locked(
 
     settings = settings or Settings.from_env()
     client = redis_client(settings.redis_url)
-    # Redis expires keys on wall time; the TTL setting is in service time.
-    ttl_s = max(1.0, wall_s(settings, settings.lock_ttl_s))
-    lock = TaskLock(client, RedisKeys(settings.redis_prefix), task, ttl_s=ttl_s)
+    lock = TaskLock(client, RedisKeys(settings.redis_prefix), task, ttl_s=lock_ttl_wall_s(settings))
     try:
         if not lock.acquire():
             holder = lock.holder()

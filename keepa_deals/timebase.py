@@ -27,3 +27,9 @@ def now_s(settings: Settings) -> float:
 def wall_s(settings: Settings, service_s: float) -> float:
     """A service-time duration as wall seconds (for Celery and Redis, which run on wall time)."""
     return service_s / settings.time_scale
+
+
+def lock_ttl_wall_s(settings: Settings) -> float:
+    """The TTL a task lock is set with: Redis expires keys on wall time, LOCK_TTL_S is in
+    service time, and a TTL under a second would not survive one heartbeat."""
+    return max(1.0, wall_s(settings, settings.lock_ttl_s))
