@@ -30,13 +30,15 @@ class Demand:
 @dataclass
 class ClassReport:
     grants: int = 0
-    tokens: int = 0
+    tokens: int = 0  # charged by Keepa (the actual cost)
+    granted_tokens: int = 0  # the estimated costs granted: what shares are measured in
     waits_s: list[float] = field(default_factory=list)
     bounds_s: list[float | None] = field(default_factory=list)
     # A wait still open when the run ends: (how long so far, its bound). A class that
     # is never served shows up only here.
     open_wait: tuple[float, float | None] | None = None
     reasons: set[str] = field(default_factory=set)
+    final_bound_s: float | None = None  # the starvation bound status() gave at the end
 
     @property
     def longest_wait_s(self) -> float:
@@ -50,6 +52,7 @@ class Report:
     lowest_true_balance: int
     lowest_estimate: int
     violations: list[str]
+    duration_s: float
 
 
 class Driver:
@@ -94,12 +97,16 @@ class Driver:
         for cls, started in self.wait_start.items():
             if started is not None:
                 self.reports[cls].open_wait = (end - started, self.wait_bound[cls])
+        final = self.tm.status()["classes"]
+        for cls, report in self.reports.items():
+            report.final_bound_s = final[cls]["starvation_bound_s"]
         return Report(
             self.reports,
             self.bucket.refused,
             self.bucket.lowest,
             self.lowest_estimate,
             self.violations,
+            duration_s,
         )
 
     def _settle_due(self) -> None:
@@ -139,6 +146,7 @@ class Driver:
         actual = self.rng.randint(max(1, math.ceil(demand.cost * demand.min_actual)), demand.cost)
         charged = self.bucket.charge(now, actual)
         report.grants += 1
+        report.granted_tokens += demand.cost
         report.tokens += actual if charged else 0
         envelope = self.bucket.envelope(now, actual if charged else 0)
         latency = self.rng.uniform(0, self.max_latency_s)

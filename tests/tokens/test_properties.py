@@ -126,6 +126,9 @@ def test_invariants_hold_for_any_valid_configuration(
     for name, cls_report in report.classes.items():
         assert_waits_within_bounds(name, cls_report)
         assert_open_wait_within_bound(name, cls_report)
+    for demand in demands:
+        if demand.think_s == 0:  # it keeps asking: its share is owed
+            assert_share_delivered(cfg, demand, report)
     # Impossible requests are refused at once, whatever the state.
     with pytest.raises(ImpossibleRequest):
         tm.try_acquire("backfill", max_cost + 1)
@@ -146,6 +149,32 @@ def assert_open_wait_within_bound(name: str, cls_report: ClassReport) -> None:
         assert waited <= bound + ASK_LATENCY_S, (name, "open", waited, bound)
 
 
+def assert_share_delivered(cfg: Settings, demand: Demand, report: Report) -> None:
+    """A class that kept asking got at least its minimum share of the refill, less what
+    one worst-case wait (its bound) and one request can hold back at the end."""
+    share = cfg.min_share(demand.cls)
+    if share <= 0:
+        return
+    cls_report = report.classes[demand.cls]
+    assert cls_report.final_bound_s is not None, f"{demand.cls} has a share but no bound"
+    owed = share * cfg.plan_rate * report.duration_s / 60
+    slack = share * cfg.plan_rate * (cls_report.final_bound_s + ASK_LATENCY_S) / 60 + demand.cost
+    assert cls_report.granted_tokens >= owed - slack, (
+        demand.cls,
+        cls_report.granted_tokens,
+        owed,
+        slack,
+    )
+
+
+def replay_demands(upsert_cost: int, backfill_cost: int) -> list[Demand]:
+    """Both classes keep asking; the upserter's answers may cost 30% of the estimate."""
+    return [
+        Demand("upsert", upsert_cost, think_s=0.0, min_actual=0.3),
+        Demand("backfill", backfill_cost, think_s=0.0, min_actual=1.0),
+    ]
+
+
 def replay(
     client: Any, cfg: Settings, *, phase_s: float, upsert_cost: int, backfill_cost: int
 ) -> Report:
@@ -156,10 +185,7 @@ def replay(
     tm = TokenManager(client, TokenPolicy.from_settings(cfg), RedisKeys(prefix), clock=clock)
     bucket = KeepaBucket(balance=0, rate=cfg.plan_rate, now_s=clock.now(), phase_s=phase_s)
     tm.observe(bucket.envelope(clock.now(), 0), sent_at_s=clock.now())
-    demands = [
-        Demand("upsert", upsert_cost, think_s=0.0, min_actual=0.3),
-        Demand("backfill", backfill_cost, think_s=0.0, min_actual=1.0),
-    ]
+    demands = replay_demands(upsert_cost, backfill_cost)
     try:
         return Driver(tm, clock, bucket, demands, seed=0, max_latency_s=0.0).run(4 * 3600)
     finally:
@@ -186,6 +212,8 @@ def test_found_by_exploring_two_shared_classes_recover_behind_each_other(real_re
     assert report.violations == []
     assert report.classes["backfill"].grants > 0
     assert_waits_within_bounds("backfill", report.classes["backfill"])
+    for demand in replay_demands(1, 363):
+        assert_share_delivered(cfg, demand, report)
 
 
 def test_found_by_exploring_an_entitled_class_is_not_kept_behind_a_re_entitled_one(
@@ -213,3 +241,29 @@ def test_found_by_exploring_an_entitled_class_is_not_kept_behind_a_re_entitled_o
         assert cls_report.grants > 0, name
         assert_waits_within_bounds(name, cls_report)
         assert_open_wait_within_bound(name, cls_report)
+
+
+def test_an_entitled_class_keeps_its_reservation_between_grant_and_next_ask(
+    real_redis: Any,
+) -> None:
+    """The same example, checked for shares. The upserter (40%) was granted, and in the
+    moment before it asked again the backfiller, not counted as yielding to a class that
+    was not waiting, drove the balance into the deficit. The upserter then waited out
+    the hard stop every tick: 13% of the refill in 4 hours instead of 40%. An entitled
+    class that asked lately now keeps its reservation between two asks."""
+    cfg = Settings(
+        plan_rate=20,
+        threshold_upsert=1,
+        threshold_backfill=1,
+        min_share_upsert=0.4,
+        min_share_backfill=0.05,
+        deficit_floor=-118,
+        recharge_low=0,
+        recharge_high=2,
+        recharge_timeout_s=600,
+        recharge_gated_classes=("backfill",),
+    )
+    report = replay(real_redis, cfg, phase_s=45.993112253432635, upsert_cost=1, backfill_cost=21)
+    assert report.violations == []
+    for demand in replay_demands(1, 21):
+        assert_share_delivered(cfg, demand, report)

@@ -149,10 +149,13 @@ local function update_recharge(ctx)
   end
 end
 
+local function asked_lately(ctx, c)
+  local last = num(c.h.last_ask_ms)
+  return last ~= nil and ctx.now - last <= ctx.cfg.demand_ttl_ms
+end
+
 local function is_waiting(ctx, c)
-  local since = num(c.h.waiting_since_ms)
-  if since == nil then return false end
-  return ctx.now - num(c.h.last_ask_ms, since) <= ctx.cfg.demand_ttl_ms
+  return c.h.waiting_since_ms ~= nil and asked_lately(ctx, c)
 end
 
 -- Credit needed to carry one request of `cost` through its worst-case recovery, so a
@@ -244,8 +247,11 @@ local function decide(ctx, c, cost)
   local ok = ctx.est >= target and not blocked
   for i = 1, ctx.n do
     local d = ctx.classes[i]
-    if d ~= c and is_waiting(ctx, d) then
-      local d_cost = num(d.h.last_cost, 1)
+    local d_cost = num(d.h.last_cost, 1)
+    -- An entitled class keeps its reservation between a grant and its next ask (its
+    -- Keepa call): otherwise whoever asks in that gap takes the tokens its credit
+    -- stands for, and a share that is owed is never delivered.
+    if d ~= c and (is_waiting(ctx, d) or (entitled(d, d_cost) and asked_lately(ctx, d))) then
       if precedes(ctx, d, d_cost, c, cost) then
         local d_target = own_need(ctx, d, d_cost)
         if ctx.est - cost < d_target then
