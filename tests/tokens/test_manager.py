@@ -10,6 +10,7 @@ import pytest
 from keepa_deals.clock import ManualClock
 from keepa_deals.envelope import TokenEnvelope
 from keepa_deals.errors import ImpossibleRequest, TokensUnavailable, UnknownTokenClass
+from keepa_deals.tokens import Grant
 from keepa_deals.tokens.manager import TokenStateMissing
 from tests.tokens.conftest import ManagerFactory
 from tests.tokens.model import KeepaBucket
@@ -279,3 +280,35 @@ def test_a_refused_pause_writes_nothing(make_manager: ManagerFactory) -> None:
         tm.set_recharge(False)
     assert not tm.redis.exists(tm.keys.token_state)
     assert tm.status()["state"] != "ok"
+
+
+def test_a_grant_id_names_its_class_and_cost_and_is_the_only_record(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=300, now_s=clock.now()))
+    d = tm.try_acquire("backfill", 7)
+    assert d.grant is not None
+    assert d.grant.id.endswith("|backfill|7")
+    assert tm.redis.zscore(tm.keys.token_inflight, d.grant.id) == d.grant.granted_at_ms
+    assert not tm.redis.exists(tm.keys.token_grants)
+    tm.settle(d.grant, KeepaBucket(balance=293, now_s=clock.now()).envelope(clock.now(), 7))
+    assert tm.status()["grants_in_flight"] == 0
+
+
+def test_a_grant_made_before_ids_carried_class_and_cost_still_settles(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    """An upgrade with a call in flight: the old scripts kept "class|cost" in the grants
+    hash under a bare sequence number."""
+    bucket = KeepaBucket(balance=300, now_s=clock.now())
+    tm = make_manager(bucket=bucket)
+    now_ms = round(clock.now() * 1000)
+    tm.redis.zadd(tm.keys.token_inflight, {"41": now_ms})
+    tm.redis.hset(tm.keys.token_grants, "41", "upsert|9")
+    tm.redis.hset(tm.keys.token_state, "inflight_cost", 9)
+    assert tm.status()["balance"] == 291
+    bucket.charge(clock.now(), 9)
+    tm.settle(Grant("41", "upsert", 9, now_ms), bucket.envelope(clock.now(), 9))
+    st = tm.status()
+    assert st["balance"] == 291 and st["tokens_in_flight"] == 0 and st["grants_in_flight"] == 0
+    assert not tm.redis.exists(tm.keys.token_grants)

@@ -67,9 +67,8 @@ if not ok then
     target = target})
 end
 
-local id = tostring(redis.call('HINCRBY', KEYS[1], 'seq', 1))
+local id = grant_id(ctx, c, cost)
 redis.call('ZADD', KEYS[2], ctx.now, id)
-redis.call('HSET', KEYS[3], id, c.cfg.name .. '|' .. cost)
 ctx.inflight_cost = ctx.inflight_cost + cost
 set_st(ctx, 'inflight_cost', ctx.inflight_cost)
 local before = ctx.est

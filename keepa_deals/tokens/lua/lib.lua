@@ -3,8 +3,9 @@
 --
 -- Common KEYS layout (n = number of classes in the config):
 --   KEYS[1]            state hash   (server balance, refill phase, recharge, counters)
---   KEYS[2]            in-flight zset   (grant id -> granted_ms)
---   KEYS[3]            grants hash      (grant id -> "class|cost")
+--   KEYS[2]            in-flight zset   (grant id "<granted_ms>.<seq>|<class>|<cost>" -> granted_ms)
+--   KEYS[3]            grants hash      (legacy: id -> "class|cost" for grants made before
+--                                        ids carried both; only read, to settle those)
 --   KEYS[3+i]          class i hash     (waiting, credit, last refusal)
 --   KEYS[3+n+i]        class i granted-per-minute hash (minute index -> tokens)
 -- Common ARGV:
@@ -314,8 +315,12 @@ local function granted_last_hour(ctx, i)
   return total
 end
 
-local function prune_granted(ctx, i)
-  local key = ctx.keys[3 + ctx.n + i]
+local function prune_granted(ctx, c)
+  -- Once a minute at most: the hash only grows by a field when the minute changes.
+  local minute = minute_of(ctx.now)
+  if num(c.h.granted_minute) == minute then return end
+  set_cls(c, 'granted_minute', minute)
+  local key = ctx.keys[3 + ctx.n + c.idx]
   if redis.call('HLEN', key) <= 90 then return end
   local flat = redis.call('HKEYS', key)
   local oldest = minute_of(ctx.now) - 60
@@ -328,20 +333,33 @@ local function add_granted(ctx, c, tokens)
   if tokens == 0 then return end
   redis.call('HINCRBY', ctx.keys[3 + ctx.n + c.idx], minute_of(ctx.now), tokens)
   set_cls(c, 'granted_total', num(c.h.granted_total, 0) + tokens)
-  prune_granted(ctx, c.idx)
+  prune_granted(ctx, c)
+end
+
+-- A grant's id carries its class and cost, so the in-flight zset is its only record:
+-- "<granted_ms>.<seq>|<class>|<cost>". The time keeps ids unique across a FLUSHALL,
+-- which restarts seq.
+local function grant_id(ctx, c, cost)
+  local seq = num(ctx.st.seq, 0) + 1
+  set_st(ctx, 'seq', seq)
+  return string.format('%d.%d|%s|%d', ctx.now, seq, c.cfg.name, cost)
 end
 
 -- Forget a grant: it settled, or a newer server value already includes its charge.
 local function drop_grant(ctx, id)
-  local g = redis.call('HGET', ctx.keys[3], id)
-  if not g then return nil end
-  redis.call('HDEL', ctx.keys[3], id)
-  redis.call('ZREM', ctx.keys[2], id)
-  local sep = string.find(g, '|', 1, true)
-  local cls, cost = string.sub(g, 1, sep - 1), tonumber(string.sub(g, sep + 1))
+  if redis.call('ZREM', ctx.keys[2], id) == 0 then return nil end
+  local granted_ms, cls, cost = string.match(id, '^(%d+)%.%d+|([^|]+)|(%d+)$')
+  if cls == nil then
+    -- A grant made before ids carried their class and cost (an upgrade with calls in
+    -- flight): its record is in the grants hash.
+    local g = redis.call('HGET', ctx.keys[3], id) or '|0'
+    redis.call('HDEL', ctx.keys[3], id)
+    cls, cost = string.match(g, '^([^|]*)|(%d+)$')
+  end
+  cost = tonumber(cost)
   ctx.inflight_cost = math.max(0, ctx.inflight_cost - cost)
   set_st(ctx, 'inflight_cost', ctx.inflight_cost)
-  return cls, cost
+  return cls, cost, tonumber(granted_ms)
 end
 
 local function refresh_estimate(ctx)

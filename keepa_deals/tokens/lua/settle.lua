@@ -19,8 +19,7 @@ local sent_ms = num(ARGV[9])
 local known = false
 
 if grant_id ~= '' and not ctx.missing then
-  local granted_ms = tonumber(redis.call('ZSCORE', KEYS[2], grant_id) or ctx.now)
-  local cls, cost = drop_grant(ctx, grant_id)
+  local cls, cost, granted_ms = drop_grant(ctx, grant_id)
   if cls then
     known = true
     local c = ctx.classes[cls]
