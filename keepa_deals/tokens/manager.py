@@ -62,7 +62,6 @@ class TokenManager:
         self.keys = keys
         self.clock = clock
         self.keepa = keepa
-        self._scripts = TokenScripts(client)
         names = policy.class_names
         self._key_list = [
             keys.token_state,
@@ -71,6 +70,7 @@ class TokenManager:
             *[keys.token_class(n) for n in names],
             *[keys.token_granted(n) for n in names],
         ]
+        self._scripts = TokenScripts(client, self._key_list, policy.config_json)
 
     @classmethod
     def from_settings(
@@ -127,22 +127,20 @@ class TokenManager:
         self._check(cls, cost)
         can_sync = self.keepa is not None
         for _ in range(2):
-            raw = self._scripts.acquire(
-                keys=self._key_list,
-                args=[
-                    self._now_arg(),
-                    self.policy.config_json,
-                    cls,
-                    cost,
-                    "1" if can_sync else "0",
-                ],
-            )
-            res = json.loads(raw)
-            status = res["status"]
+            # acquire.lua's reply is an array: [status, ...] (its header lists each shape).
+            res = self._scripts.acquire(self._now_arg(), cls, cost, can_sync)
+            status = _text(res[0])
+            if status == "granted":
+                grant = Grant(_text(res[1]), cls, cost, int(res[2]))
+                return Decision(True, 0.0, "ok", int(res[3]), int(res[4]), grant)
+            if status == "refused":
+                wait_ms = int(res[2])
+                wait_s = math.inf if wait_ms < 0 else max(MIN_RETRY_S, wait_ms / 1000)
+                return Decision(False, wait_s, _text(res[1]), int(res[3]), int(res[4]))
             if status == "sync":
-                missing = bool(res.get("missing"))
+                missing = bool(int(res[2]))
                 try:
-                    synced = self.sync(why=str(res.get("why", "")))
+                    synced = self.sync(why=_text(res[1]))
                 except KeepaError as exc:
                     if missing:
                         raise
@@ -160,20 +158,13 @@ class TokenManager:
                 )
             if status == "impossible":
                 raise ImpossibleRequest(
-                    f"{cls}: {res['why']}",
+                    f"{cls}: {_text(res[1])}",
                     cls=cls,
                     cost=cost,
-                    target=int(res["target"]),
-                    capacity=int(res["capacity"]),
+                    target=int(res[2]),
+                    capacity=int(res[3]),
                 )
-            if status == "granted":
-                grant = Grant(str(res["grant_id"]), cls, cost, int(res["granted_ms"]))
-                return Decision(True, 0.0, "ok", int(res["balance"]), int(res["target"]), grant)
-            wait_ms = res["wait_ms"]
-            wait_s = math.inf if wait_ms < 0 else max(MIN_RETRY_S, wait_ms / 1000)
-            return Decision(
-                False, wait_s, str(res["reason"]), int(res["balance"]), int(res["target"])
-            )
+            raise TokenError(f"acquire.lua answered an unknown status {status!r}")
         raise TokenError("token state could not be rebuilt from Keepa's /token")
 
     def acquire(self, cls: str, cost: int, max_wait_s: float) -> Grant:
@@ -242,28 +233,16 @@ class TokenManager:
     def _settle(
         self, grant_id: str, env: TokenEnvelope | None, sent_ms: int | None
     ) -> dict[str, Any]:
-        if env is None:
-            server = ["", "", "", "", "0"]
-        else:
-            server = [
-                str(env.tokens_left),
-                str(env.timestamp_ms),
-                str(env.refill_in_ms),
-                str(env.refill_rate),
-                str(env.tokens_consumed),
-            ]
-        raw = self._scripts.settle(
-            keys=self._key_list,
-            args=[
-                self._now_arg(),
-                self.policy.config_json,
-                grant_id,
-                *server,
-                "" if sent_ms is None else str(sent_ms),
-            ],
+        applied, stale, known, has_state, balance = self._scripts.settle(
+            self._now_arg(), grant_id, env, sent_ms
         )
-        result: dict[str, Any] = json.loads(raw)
-        if result.get("stale"):
+        result: dict[str, Any] = {
+            "applied": bool(applied),
+            "stale": bool(stale),
+            "known_grant": bool(known),
+            "balance": int(balance) if has_state else None,
+        }
+        if result["stale"]:
             log.debug(
                 "tokens: ignored a stale Keepa value (timestamp %s)",
                 env.timestamp_ms if env else "?",
@@ -294,9 +273,7 @@ class TokenManager:
     # --- reporting ----------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        raw = self._scripts.status(
-            keys=self._key_list, args=[self._now_arg(), self.policy.config_json]
-        )
+        raw = self._scripts.status(self._now_arg())
         snap: dict[str, Any] = json.loads(raw)
         now_s = snap["now_ms"] / 1000
         if snap.get("missing"):
@@ -361,10 +338,7 @@ class TokenManager:
         whichever comes first, so a forgotten pause cannot stall the service for good
         (story 6). A resume blocks automatic re-entry for one timeout, as a timeout does.
         """
-        applied = self._scripts.recharge(
-            keys=self._key_list,
-            args=[self._now_arg(), self.policy.config_json, "1" if active else "0"],
-        )
+        applied = self._scripts.recharge(self._now_arg(), active)
         if not int(applied):
             raise TokenStateMissing("no token state in Redis yet: nothing to pause or resume")
         return self.status()
@@ -402,6 +376,11 @@ def _envelope(response: Any) -> TokenEnvelope | None:
     if isinstance(response, Mapping):
         return TokenEnvelope.from_body(response)
     raise TypeError(f"not a Keepa response: {type(response).__name__}")
+
+
+def _text(value: bytes | str | int) -> str:
+    # Script replies arrive as bytes unless the client decodes responses.
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _s(ms: float | None) -> float | None:

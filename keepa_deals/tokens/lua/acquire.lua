@@ -3,12 +3,13 @@
 -- ARGV[1] now_ms or ""      ARGV[2] config JSON (lib.lua)
 -- ARGV[3] class name        ARGV[4] cost (tokens, integer >= 1)
 -- ARGV[5] "1" when the caller can sync from Keepa's /token, "0" otherwise
--- Returns a JSON object:
---   {status="granted", grant_id, granted_ms, balance, target}
---   {status="refused", reason, wait_ms (-1 = only when others act), balance, target}
---   {status="sync", why}                       state missing or stale: call /token first
---   {status="impossible", why, target, capacity}  no reachable balance admits this
---   {status="nostate"}                          state missing and no way to sync
+-- Returns an array (Redis converts it to a reply without a JSON round trip on either
+-- side; every number in it is an integer):
+--   {"granted", grant_id, granted_ms, balance, target}
+--   {"refused", reason, wait_ms (-1 = only when others act), balance, target}
+--   {"sync", why, missing (1 = no state at all, 0 = stale)}   call /token first
+--   {"impossible", why, target, capacity}       no reachable balance admits this
+--   {"nostate"}                                 state missing and no way to sync
 -- Units: tokens, unix ms.
 
 local ctx = load(KEYS, ARGV)
@@ -18,31 +19,33 @@ local can_sync = ARGV[5] == '1'
 
 if ctx.missing then
   if can_sync then
-    return cjson.encode({status = 'sync', missing = true, why = 'no token state in Redis'})
+    return {'sync', 'no token state in Redis', 1}
   end
-  return cjson.encode({status = 'nostate'})
+  return {'nostate'}
 end
 
 local cap, floor = ctx.cap, ctx.cfg.floor
 if floor + cost > cap then
-  return cjson.encode({status = 'impossible', target = floor + cost, capacity = cap,
-    why = string.format('cost %d can never be admitted: capacity %d (60 x %d/min) minus the ' ..
-      'deficit floor %d allows at most %d per call', cost, cap, ctx.rate, floor, cap - floor)})
+  return {'impossible',
+    string.format('cost %d can never be admitted: capacity %d (60 x %d/min) minus the ' ..
+      'deficit floor %d allows at most %d per call', cost, cap, ctx.rate, floor, cap - floor),
+    floor + cost, cap}
 end
 if c.cfg.threshold > cap then
-  return cjson.encode({status = 'impossible', target = c.cfg.threshold, capacity = cap,
-    why = string.format('TOKEN_THRESHOLD_%s=%d is above capacity %d (60 x %d/min): never reachable',
-      string.upper(c.cfg.name), c.cfg.threshold, cap, ctx.rate)})
+  return {'impossible',
+    string.format('TOKEN_THRESHOLD_%s=%d is above capacity %d (60 x %d/min): never reachable',
+      string.upper(c.cfg.name), c.cfg.threshold, cap, ctx.rate),
+    c.cfg.threshold, cap}
 end
 
 if can_sync then
   local last_seen = num(ctx.st.last_seen_ms, 0)
   if ctx.now - last_seen > ctx.cfg.sync_interval_ms then
-    return cjson.encode({status = 'sync', why = 'no Keepa answer for too long'})
+    return {'sync', 'no Keepa answer for too long', 0}
   end
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   if #oldest > 0 and tonumber(oldest[2]) + ctx.cfg.grant_ttl_ms < ctx.now then
-    return cjson.encode({status = 'sync', why = 'a grant was never settled'})
+    return {'sync', 'a grant was never settled', 0}
   end
 end
 
@@ -63,8 +66,7 @@ if not ok then
   set_cls(c, 'last_wait_ms', wait)
   set_cls(c, 'last_target', target)
   save(ctx)
-  return cjson.encode({status = 'refused', reason = reason, wait_ms = wait, balance = ctx.est,
-    target = target})
+  return {'refused', reason, wait, ctx.est, target}
 end
 
 local id = grant_id(ctx, c, cost)
@@ -83,5 +85,4 @@ add_granted(ctx, c, cost)
 set_st(ctx, 'min_est', math.min(num(ctx.st.min_est, ctx.est), ctx.est))
 update_recharge(ctx)
 save(ctx)
-return cjson.encode({status = 'granted', grant_id = id, granted_ms = ctx.now, balance = before,
-  target = target})
+return {'granted', id, ctx.now, before, target}

@@ -6,7 +6,8 @@
 -- ARGV[5] Keepa timestamp, unix ms (Keepa's clock: compared only with other Keepa stamps)
 -- ARGV[6] refillIn, ms      ARGV[7] refillRate, tokens/min
 -- ARGV[8] tokensConsumed    ARGV[9] when the request was sent, unix ms on our clock, or ""
--- Returns JSON {applied, stale, known_grant, balance}.
+-- Returns an array of integers {applied, stale, known_grant, has_state, balance}: the
+-- flags are 1 or 0, balance is the estimate (0 when has_state is 0).
 -- Only the newest Keepa value wins: an older timestamp never rolls state back. A newer
 -- value never erases grants made after its request was sent (story 7): those stay in
 -- flight and are still subtracted from the estimate.
@@ -79,5 +80,6 @@ if not ctx.missing then
   update_recharge(ctx)
 end
 save(ctx)
-return cjson.encode({applied = applied, stale = stale, known_grant = known,
-  balance = ctx.missing and cjson.null or ctx.est})
+local function flag(b) return b and 1 or 0 end
+return {flag(applied), flag(stale), flag(known), flag(not ctx.missing),
+  ctx.missing and 0 or ctx.est}
