@@ -301,9 +301,9 @@ def profile(url: str, n: int = 2000) -> dict[str, Any]:
     cuts = {
         "load(): TIME, 3 x HGETALL": "local c = ctx.classes[ARGV[3]]",
         "recharge, accrue, decide": "if not ok then",
-        "grant records (seq, ZADD, HSET)": "ctx.inflight_cost = ctx.inflight_cost + cost",
+        "grant record (ZADD of the id)": "ctx.inflight_cost = ctx.inflight_cost + cost",
         "per-class counters (add_granted)": "set_st(ctx, 'min_est'",
-        "save(): HSET state and classes": "return cjson.encode({status = 'granted'",
+        "save(): HSET state and classes": "return {'granted'",
     }
     for name, marker in cuts.items():
         at = acquire.rfind(marker)
@@ -315,7 +315,7 @@ def profile(url: str, n: int = 2000) -> dict[str, Any]:
         server, wall = _server_us(client, functools.partial(script, keys, args), n)
         out["steps"][name] = {"server_us": server, "client_wall_us": wall}
     server, wall = _server_us(client, lambda: tm.try_acquire("upsert", COST), n)
-    out["steps"]["acquire.lua in full, + cjson.encode (try_acquire)"] = {
+    out["steps"]["acquire.lua in full (try_acquire)"] = {
         "server_us": server,
         "client_wall_us": wall,
     }
@@ -416,13 +416,25 @@ def table(runs: Sequence[RunResult]) -> str:
 
 
 def goals(runs: Sequence[RunResult]) -> list[str]:
+    """The goal read both ways at 16 processes. Back to back (closed loop), the rate is
+    the ceiling, but the latency is the queue the 16 callers form themselves (Little's
+    law: mean latency = 16 / rate), so a p99 under 2 ms needs well over 8 000/s. Paced
+    (open loop) at >= 5 000/s, the latency is what a caller sees at that load, and the
+    rate is met when the offered load is carried (99 %: pacing rounds)."""
     out = []
     for r in runs:
         if r.procs != GOAL_PROCS:
             continue
         p99 = "met" if r.p99_ms < GOAL_P99_MS else "NOT met"
-        rate = "met" if r.decisions_per_s >= GOAL_DECISIONS_S else "NOT met"
-        how = r.mode if r.offered_per_s is None else f"{r.mode}, paced {r.offered_per_s:g}/s"
+        if r.offered_per_s is None:
+            rate_ok = r.decisions_per_s >= GOAL_DECISIONS_S
+            how = f"{r.mode}, back to back"
+        else:
+            rate_ok = (
+                r.offered_per_s >= GOAL_DECISIONS_S and r.decisions_per_s >= 0.99 * r.offered_per_s
+            )
+            how = f"{r.mode}, paced {r.offered_per_s:g}/s"
+        rate = "met" if rate_ok else "NOT met"
         out.append(
             f"goal at {r.procs} procs ({how}): p99 {r.p99_ms:.2f} ms < {GOAL_P99_MS} ms "
             f"{p99}; {r.decisions_per_s:.0f} decisions/s >= {GOAL_DECISIONS_S:.0f} {rate}"

@@ -20,6 +20,8 @@ class RedisKeys:
 
     @property
     def token_grants(self) -> str:
+        # Legacy: grants made before ids carried "class|cost" have their record here.
+        # Only read (to settle those after an upgrade); nothing new is written.
         return f"{self.prefix}tokens:grants"
 
     def token_class(self, cls: str) -> str:
