@@ -166,3 +166,37 @@ def test_managers_on_one_client_share_the_loaded_scripts(
     b = TokenManager(backend, policy, RedisKeys(prefix), clock=clock)
     assert b.try_acquire("backfill", 1).granted
     assert a.try_acquire("upsert", 1).granted
+
+
+def test_array_replies_parse_whether_or_not_the_client_decodes_them(
+    redis_server: Any, prefix: str, clock: ManualClock
+) -> None:
+    """acquire.lua and settle.lua answer arrays: bytes from the production client, str
+    from a client made with decode_responses=True; both give the same Decision."""
+    decoded = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        tm = TokenManager(decoded, TokenPolicy.from_settings(Settings()), RedisKeys(prefix), clock)
+        tm.observe(KeepaBucket(balance=300, now_s=clock.now()).envelope(clock.now(), 0))
+        d = tm.try_acquire("backfill", 7)
+        assert d.granted and d.grant is not None and d.grant.id.endswith("|backfill|7")
+        assert tm.try_acquire("backfill", 290).granted  # into the deficit: 293 - 290
+        refused = tm.try_acquire("backfill", 5)
+        # Balance 3 is below RECHARGE_LOW: the gated backfiller waits for 280, which
+        # 5/min reaches in 56 ticks, the first 30 s away (KeepaBucket's phase).
+        assert (refused.granted, refused.reason, refused.balance, refused.target) == (
+            False,
+            "recharge",
+            3,
+            280,
+        )
+        assert refused.wait_s == 30 + 55 * 60
+        envelope = KeepaBucket(balance=293, now_s=clock.now()).envelope(clock.now(), 7)
+        # The 290 grant is still in flight: 293 - 290.
+        assert tm.settle(d.grant, envelope) == {
+            "applied": True,
+            "stale": False,
+            "known_grant": True,
+            "balance": 3,
+        }
+    finally:
+        decoded.close()
