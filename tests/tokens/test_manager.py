@@ -312,3 +312,47 @@ def test_a_grant_made_before_ids_carried_class_and_cost_still_settles(
     st = tm.status()
     assert st["balance"] == 291 and st["tokens_in_flight"] == 0 and st["grants_in_flight"] == 0
     assert not tm.redis.exists(tm.keys.token_grants)
+
+
+def test_a_settle_for_a_legacy_grant_with_no_record_is_unknown(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    bucket = KeepaBucket(balance=300, now_s=clock.now())
+    tm = make_manager(bucket=bucket)
+    now_ms = round(clock.now() * 1000)
+    tm.redis.zadd(tm.keys.token_inflight, {"42": now_ms})
+    result = tm.settle(Grant("42", "upsert", 9, now_ms), bucket.envelope(clock.now(), 9))
+    assert result["known_grant"] is False
+    assert tm.status()["grants_in_flight"] == 0
+
+
+def test_an_entitled_class_is_not_held_back_by_another_ones_reservation(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    """A reservation (an entitled class between its grant and its next ask) holds back
+    classes without credit only. Against an entitled asker it would have won on
+    priority in the very moment of that class's first ask and sent it to wait for the
+    other's ask to expire, where an ask a millisecond later would have been granted."""
+    tm = make_manager(
+        bucket=KeepaBucket(balance=10, now_s=clock.now()),
+        deficit_floor=0,
+        threshold_upsert=1,
+        threshold_backfill=1,
+        min_share_upsert=0.4,
+        min_share_backfill=0.5,
+        recharge_gated_classes=(),
+    )
+    now_ms = round(clock.now() * 1000)
+    # The upserter was just granted: entitled (credit 5 >= its cost 5), not waiting.
+    tm.redis.hset(
+        tm.keys.token_class("upsert"), mapping={"credit": 5, "last_cost": 5, "last_ask_ms": now_ms}
+    )
+    tm.redis.hset(tm.keys.token_class("backfill"), mapping={"credit": 8})
+    # Entitled, the backfiller needs max(1, floor + 8) = 8 and leaves 2.
+    d = tm.try_acquire("backfill", 8)
+    assert (d.granted, d.balance) == (True, 10)
+    # Without credit, an ask yields to the upserter's reservation (2 - 1 < 5).
+    tm.redis.hset(tm.keys.token_class("backfill"), mapping={"credit": 0})
+    tm.redis.hdel(tm.keys.token_class("backfill"), "waiting_since_ms")
+    refused = tm.try_acquire("backfill", 1)
+    assert (refused.granted, refused.reason) == (False, "yield_to_share")

@@ -66,6 +66,9 @@ if not ok then
   set_cls(c, 'last_wait_ms', wait)
   set_cls(c, 'last_target', target)
   save(ctx)
+  -- Redis truncates numbers to integers in a reply: a wait that is not finite (a refill
+  -- rate of 0) would arrive as garbage, so it is sent as "only when others act".
+  if wait ~= wait or wait == math.huge then wait = NEVER end
   return {'refused', reason, wait, ctx.est, target}
 end
 

@@ -252,7 +252,10 @@ local function decide(ctx, c, cost)
     -- An entitled class keeps its reservation between a grant and its next ask (its
     -- Keepa call): otherwise whoever asks in that gap takes the tokens its credit
     -- stands for, and a share that is owed is never delivered.
-    if d ~= c and (is_waiting(ctx, d) or (entitled(d, d_cost) and asked_lately(ctx, d))) then
+    -- Only against a class that is not entitled itself: between entitled classes the
+    -- one waiting longer goes first, and a class that is not waiting has no wait.
+    local reserved = entitled(d, d_cost) and asked_lately(ctx, d) and not entitled(c, cost)
+    if d ~= c and (is_waiting(ctx, d) or reserved) then
       if precedes(ctx, d, d_cost, c, cost) then
         local d_target = own_need(ctx, d, d_cost)
         if ctx.est - cost < d_target then
@@ -351,10 +354,13 @@ local function drop_grant(ctx, id)
   local granted_ms, cls, cost = string.match(id, '^(%d+)%.%d+|([^|]+)|(%d+)$')
   if cls == nil then
     -- A grant made before ids carried their class and cost (an upgrade with calls in
-    -- flight): its record is in the grants hash.
-    local g = redis.call('HGET', ctx.keys[3], id) or '|0'
+    -- flight): its record is in the grants hash. Without one (only if that hash was
+    -- deleted by hand) there is nothing known to subtract, as with the old scripts.
+    local g = redis.call('HGET', ctx.keys[3], id)
+    if not g then return nil end
     redis.call('HDEL', ctx.keys[3], id)
-    cls, cost = string.match(g, '^([^|]*)|(%d+)$')
+    cls, cost = string.match(g, '^([^|]+)|(%d+)$')
+    if cls == nil then return nil end
   end
   cost = tonumber(cost)
   ctx.inflight_cost = math.max(0, ctx.inflight_cost - cost)
