@@ -176,10 +176,17 @@ def replay_demands(upsert_cost: int, backfill_cost: int) -> list[Demand]:
 
 
 def replay(
-    client: Any, cfg: Settings, *, phase_s: float, upsert_cost: int, backfill_cost: int
+    client: Any,
+    cfg: Settings,
+    *,
+    phase_s: float,
+    upsert_cost: int,
+    backfill_cost: int,
+    latency_s: float = 0.0,
 ) -> Report:
     """One example hypothesis found, run again as it was drawn: an empty bucket, a greedy
-    upserter whose answers may cost 30% of the estimate, four hours, no latency."""
+    upserter whose answers may cost 30% of the estimate, four hours, answers within
+    `latency_s`."""
     clock = ManualClock()
     prefix = f"prop{uuid.uuid4().hex}:"
     tm = TokenManager(client, TokenPolicy.from_settings(cfg), RedisKeys(prefix), clock=clock)
@@ -187,7 +194,7 @@ def replay(
     tm.observe(bucket.envelope(clock.now(), 0), sent_at_s=clock.now())
     demands = replay_demands(upsert_cost, backfill_cost)
     try:
-        return Driver(tm, clock, bucket, demands, seed=0, max_latency_s=0.0).run(4 * 3600)
+        return Driver(tm, clock, bucket, demands, seed=0, max_latency_s=latency_s).run(4 * 3600)
     finally:
         client.delete(*client.keys(f"{prefix}*"))
 
@@ -267,3 +274,31 @@ def test_an_entitled_class_keeps_its_reservation_between_grant_and_next_ask(
     assert report.violations == []
     for demand in replay_demands(1, 21):
         assert_share_delivered(cfg, demand, report)
+
+
+def test_found_by_exploring_a_reservation_covers_all_the_credit_not_one_request(
+    real_redis: Any,
+) -> None:
+    """Hypothesis found it once shares were checked: a backfiller with 60% (cost 1) and
+    a greedy upserter without a share, 5/min, floor 0. At each tick the upserter asked
+    first and took all but the one token the backfiller's next request needed, so the
+    backfiller got one token a tick with credit for three: 35% of the refill in 4 hours
+    instead of 60%. A reservation now keeps every request the credit covers admissible."""
+    cfg = Settings(
+        plan_rate=5,
+        threshold_upsert=1,
+        threshold_backfill=1,
+        min_share_upsert=0.0,
+        min_share_backfill=0.6,
+        deficit_floor=0,
+        recharge_low=1,
+        recharge_high=6,
+        recharge_timeout_s=600,
+        recharge_gated_classes=("backfill",),
+    )
+    report = replay(real_redis, cfg, phase_s=0.0, upsert_cost=1, backfill_cost=1, latency_s=2.0)
+    assert report.violations == []
+    for demand in replay_demands(1, 1):
+        assert_share_delivered(cfg, demand, report)
+    for name, cls_report in report.classes.items():
+        assert_waits_within_bounds(name, cls_report)

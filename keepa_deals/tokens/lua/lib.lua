@@ -258,6 +258,13 @@ local function decide(ctx, c, cost)
     if d ~= c and (is_waiting(ctx, d) or reserved) then
       if precedes(ctx, d, d_cost, c, cost) then
         local d_target = own_need(ctx, d, d_cost)
+        if entitled(d, d_cost) then
+          -- Keep every request its credit covers admissible, not only the next one:
+          -- otherwise a greedy class asking in between leaves it one request a tick
+          -- and the rest of its credit runs into the cap unspent. Bounded by the
+          -- credit cap, which the other classes' bounds already count (C_o).
+          d_target = d_target + (math.floor(num(d.h.credit, 0) / d_cost) - 1) * d_cost
+        end
         if ctx.est - cost < d_target then
           local expires = num(d.h.last_ask_ms, ctx.now) + ctx.cfg.demand_ttl_ms - ctx.now
           local y_wait = min_wait(time_to(ctx, d_target + cost), math.max(0, expires))
