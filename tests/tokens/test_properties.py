@@ -302,3 +302,35 @@ def test_found_by_exploring_a_reservation_covers_all_the_credit_not_one_request(
         assert_share_delivered(cfg, demand, report)
     for name, cls_report in report.classes.items():
         assert_waits_within_bounds(name, cls_report)
+
+
+def test_found_by_exploring_a_priority_class_is_left_room_for_the_claims_it_must_leave(
+    real_redis: Any,
+) -> None:
+    """Hypothesis found it: an upserter without a share at cost 30, a greedy backfiller
+    at cost 1 with 5%, 20/min, floor -698. At each tick the backfiller, entitled again
+    by one minute's credit, claimed its one token, so the upserter (target 1) had to
+    leave it: 21 - 30 < 1, refused. The backfiller, its credit spent, then yielded to the
+    upserter's own target only and spent the balance down to 1. The upserter was never
+    served in 4 hours (bound 40 min). Yielding to a class without credit now leaves it
+    what it needs behind the entitled classes' claims, the asker's own included."""
+    cfg = Settings(
+        plan_rate=20,
+        threshold_upsert=1,
+        threshold_backfill=1,
+        min_share_upsert=0.0,
+        min_share_backfill=0.05,
+        deficit_floor=-698,
+        recharge_low=0,
+        recharge_high=2,
+        recharge_timeout_s=600,
+        recharge_gated_classes=("backfill",),
+    )
+    report = replay(real_redis, cfg, phase_s=0.0, upsert_cost=30, backfill_cost=1)
+    assert report.violations == []
+    for name, cls_report in report.classes.items():
+        assert cls_report.grants > 0, name
+        assert_waits_within_bounds(name, cls_report)
+        assert_open_wait_within_bound(name, cls_report)
+    for demand in replay_demands(30, 1):
+        assert_share_delivered(cfg, demand, report)

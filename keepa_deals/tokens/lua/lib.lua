@@ -241,40 +241,76 @@ local function precedes(ctx, d, d_cost, c, c_cost)
   return d.cfg.priority < c.cfg.priority
 end
 
+-- The starting balance a request of `cost` by an entitled class needs.
+local function hard_target(ctx, cost)
+  return math.max(1, ctx.cfg.floor + cost)
+end
+
+-- What class d holds back for itself before its next request of `d_cost`: its own
+-- target and, entitled, every further request its credit pays for. Otherwise a greedy
+-- class asking in between leaves it one request a tick and the rest of its credit runs
+-- into the cap unspent. Bounded by the credit cap, which the others' bounds count (C_o).
+local function claim(ctx, d, d_cost)
+  local t = own_need(ctx, d, d_cost)
+  if entitled(d, d_cost) then
+    t = t + (math.floor(num(d.h.credit, 0) / d_cost) - 1) * d_cost
+  end
+  return t
+end
+
+-- An entitled class keeps its claim between a grant and its next ask (its Keepa
+-- call): otherwise whoever asks in that gap takes the tokens its credit stands for.
+local function claims_now(ctx, d, d_cost)
+  return is_waiting(ctx, d) or (entitled(d, d_cost) and asked_lately(ctx, d))
+end
+
+-- The balance class d, which goes before c by priority, must find to be served: a class
+-- without credit must itself leave the entitled classes' claims, and c (asking now,
+-- without credit) is one of those as soon as its share accrues. Leaving d only its own
+-- target let c spend the balance down to it at every tick while d, blocked by c's
+-- claim, was never served (found by the property test on 2026-12-01).
+local function need_behind_claims(ctx, d, d_cost, c, cost)
+  local t = own_need(ctx, d, d_cost)
+  for i = 1, ctx.n do
+    local e = ctx.classes[i]
+    local e_cost = num(e.h.last_cost, 1)
+    if e ~= d and e ~= c and entitled(e, e_cost) and claims_now(ctx, e, e_cost) then
+      t = math.max(t, claim(ctx, e, e_cost) + d_cost)
+    end
+  end
+  if c.cfg.share > 0 then t = math.max(t, hard_target(ctx, cost) + d_cost) end
+  return t
+end
+
 -- The full decision for class c asking for `cost`: own need, then yielding to every
--- waiting class that goes first and whose target the grant would push out of reach.
+-- class with a claim that goes first and whose target the grant would push out of reach.
 local function decide(ctx, c, cost)
   local target, reason, wait, blocked = own_need(ctx, c, cost)
   local ok = ctx.est >= target and not blocked
+  local c_entitled = entitled(c, cost)
   for i = 1, ctx.n do
     local d = ctx.classes[i]
     local d_cost = num(d.h.last_cost, 1)
-    -- An entitled class keeps its reservation between a grant and its next ask (its
-    -- Keepa call): otherwise whoever asks in that gap takes the tokens its credit
-    -- stands for, and a share that is owed is never delivered.
-    -- Only against a class that is not entitled itself: between entitled classes the
-    -- one waiting longer goes first, and a class that is not waiting has no wait.
-    local reserved = entitled(d, d_cost) and asked_lately(ctx, d) and not entitled(c, cost)
-    if d ~= c and (is_waiting(ctx, d) or reserved) then
-      if precedes(ctx, d, d_cost, c, cost) then
-        local d_target = own_need(ctx, d, d_cost)
-        if entitled(d, d_cost) then
-          -- Keep every request its credit covers admissible, not only the next one:
-          -- otherwise a greedy class asking in between leaves it one request a tick
-          -- and the rest of its credit runs into the cap unspent. Bounded by the
-          -- credit cap, which the other classes' bounds already count (C_o).
-          d_target = d_target + (math.floor(num(d.h.credit, 0) / d_cost) - 1) * d_cost
-        end
-        if ctx.est - cost < d_target then
-          local expires = num(d.h.last_ask_ms, ctx.now) + ctx.cfg.demand_ttl_ms - ctx.now
-          local y_wait = min_wait(time_to(ctx, d_target + cost), math.max(0, expires))
-          y_wait = max_wait(wait, y_wait)
-          if ok or y_wait == NEVER or (wait ~= NEVER and y_wait > wait) then
-            ok = false
-            wait = y_wait
-            target = math.max(target, d_target + cost)
-            reason = entitled(d, d_cost) and 'yield_to_share' or 'yield_to_priority'
-          end
+    local d_entitled = entitled(d, d_cost)
+    -- A claim between asks holds back only classes without credit: between entitled
+    -- classes the one waiting longer goes first, and one not waiting has no wait.
+    local has_claim = is_waiting(ctx, d) or (d_entitled and not c_entitled and claims_now(ctx, d, d_cost))
+    if d ~= c and has_claim and precedes(ctx, d, d_cost, c, cost) then
+      local d_target
+      if d_entitled then
+        d_target = claim(ctx, d, d_cost)
+      else
+        d_target = need_behind_claims(ctx, d, d_cost, c, cost)
+      end
+      if ctx.est - cost < d_target then
+        local expires = num(d.h.last_ask_ms, ctx.now) + ctx.cfg.demand_ttl_ms - ctx.now
+        local y_wait = min_wait(time_to(ctx, d_target + cost), math.max(0, expires))
+        y_wait = max_wait(wait, y_wait)
+        if ok or y_wait == NEVER or (wait ~= NEVER and y_wait > wait) then
+          ok = false
+          wait = y_wait
+          target = math.max(target, d_target + cost)
+          reason = d_entitled and 'yield_to_share' or 'yield_to_priority'
         end
       end
     end
@@ -287,12 +323,16 @@ end
 local function bound_ms(ctx, c, cost)
   local f = ctx.cfg.floor
   local others_credit, others_share, higher_unshared = 0, 0, false
+  local others_claim = 0  -- the largest claim a shared class can hold (see claim())
   for i = 1, ctx.n do
     local d = ctx.classes[i]
     if d ~= c then
       if d.cfg.share > 0 then
+        local d_cost = math.max(num(d.h.last_cost, 1), 1)
+        local d_cap = credit_cap(ctx, d, d_cost)
         others_share = others_share + d.cfg.share
-        others_credit = others_credit + credit_cap(ctx, d, math.max(num(d.h.last_cost, 1), 1))
+        others_credit = others_credit + d_cap
+        others_claim = math.max(others_claim, hard_target(ctx, d_cost) + d_cap - d_cost)
       elseif d.cfg.priority <= c.cfg.priority then
         higher_unshared = true
       end
@@ -307,7 +347,10 @@ local function bound_ms(ctx, c, cost)
     return math.ceil(accrue_ms + recover * per_token_ms / (1 - others_share) + TICK_MS)
   end
   if higher_unshared or others_share >= 1 then return NEVER end
-  local need = math.max(c.cfg.threshold, math.max(1, f + cost)) - f + others_credit
+  -- Without credit it is served only once it can also leave the entitled classes'
+  -- claims (need_behind_claims), whatever its own target.
+  local target = math.max(c.cfg.threshold, hard_target(ctx, cost), cost + others_claim)
+  local need = target - f + others_credit
   local b = need * per_token_ms / (1 - others_share) + TICK_MS
   if c.cfg.gated then b = b + ctx.cfg.timeout_ms end
   return math.ceil(b)
