@@ -53,6 +53,7 @@ class Report:
     lowest_estimate: int
     violations: list[str]
     duration_s: float
+    demands: list[Demand]
 
 
 class Driver:
@@ -107,6 +108,7 @@ class Driver:
             self.lowest_estimate,
             self.violations,
             duration_s,
+            self.demands,
         )
 
     def _settle_due(self) -> None:

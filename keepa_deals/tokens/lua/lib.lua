@@ -159,13 +159,19 @@ local function is_waiting(ctx, c)
   return c.h.waiting_since_ms ~= nil and asked_lately(ctx, c)
 end
 
+-- The lowest starting balance any request of `cost` needs. Hard stop: Keepa answers 429
+-- at a balance <= 0. Deficit: the result stays >= the floor.
+local function hard_target(ctx, cost)
+  return math.max(1, ctx.cfg.floor + cost)
+end
+
 -- Credit needed to carry one request of `cost` through its worst-case recovery, so a
 -- class that keeps asking never loses credit it is owed while it waits for the floor.
 local function credit_cap(ctx, c, cost)
   local share = c.cfg.share
   if share <= 0 then return 0 end
   local f = ctx.cfg.floor
-  local recovery_ticks = math.ceil((math.max(1, f + cost) - f) / ctx.rate) + 1
+  local recovery_ticks = math.ceil((hard_target(ctx, cost) - f) / ctx.rate) + 1
   return cost + share * ctx.rate * recovery_ticks
 end
 
@@ -196,10 +202,8 @@ end
 -- What a class needs from the estimate before a call of `cost` may start, ignoring
 -- other classes. Returns target, reason, wait_ms.
 local function own_need(ctx, c, cost)
-  local f = ctx.cfg.floor
-  -- Hard stop: Keepa answers 429 at a balance <= 0. Deficit: the result stays >= floor.
-  local hard, hard_reason = 1, 'hard_stop'
-  if f + cost > hard then hard, hard_reason = f + cost, 'deficit_floor' end
+  local hard = hard_target(ctx, cost)
+  local hard_reason = hard > 1 and 'deficit_floor' or 'hard_stop'
   if entitled(c, cost) then
     return hard, hard_reason, time_to(ctx, hard)
   end
@@ -239,11 +243,6 @@ local function precedes(ctx, d, d_cost, c, c_cost)
     if d_since ~= c_since then return d_since < c_since end
   end
   return d.cfg.priority < c.cfg.priority
-end
-
--- The starting balance a request of `cost` by an entitled class needs.
-local function hard_target(ctx, cost)
-  return math.max(1, ctx.cfg.floor + cost)
 end
 
 -- What class d holds back for itself before its next request of `d_cost`: its own
@@ -294,7 +293,7 @@ local function decide(ctx, c, cost)
     local d_entitled = entitled(d, d_cost)
     -- A claim between asks holds back only classes without credit: between entitled
     -- classes the one waiting longer goes first, and one not waiting has no wait.
-    local has_claim = is_waiting(ctx, d) or (d_entitled and not c_entitled and claims_now(ctx, d, d_cost))
+    local has_claim = is_waiting(ctx, d) or (d_entitled and not c_entitled and asked_lately(ctx, d))
     if d ~= c and has_claim and precedes(ctx, d, d_cost, c, cost) then
       local d_target
       if d_entitled then
@@ -341,7 +340,7 @@ local function bound_ms(ctx, c, cost)
   local per_token_ms = TICK_MS / ctx.rate
   if c.cfg.share > 0 then
     local accrue_ms = cost * TICK_MS / (c.cfg.share * ctx.rate)
-    local recover = math.max(1, f + cost) - f + others_credit
+    local recover = hard_target(ctx, cost) - f + others_credit
     -- While it recovers, the other entitled classes keep drawing their shares of the
     -- refill (at most S_o, and S_o <= 1 - s < 1): only the rest refills for this class.
     return math.ceil(accrue_ms + recover * per_token_ms / (1 - others_share) + TICK_MS)
