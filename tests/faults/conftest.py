@@ -123,6 +123,9 @@ class Mark:
     run_id: int
     log_offsets: dict[str, int]
     pids: dict[str, int]
+    # Runs begun before the mark but still going: a fault set after the mark can reach
+    # their next Keepa call, and the stop it causes is theirs.
+    open_run_ids: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -238,8 +241,23 @@ class FaultStack(Stack):
         )
         return [(str(task), None if reason is None else str(reason)) for task, reason in rows]
 
+    def runs_ended_since(self, mark: Mark) -> list[tuple[str, str | None]]:
+        """(task, stop_reason) of the runs that ended after `mark`: those begun after it,
+        and those still going when it was taken. A fault set after the mark is felt by
+        whichever run makes the next call, which may be one of the latter."""
+        open_ids = sorted(mark.open_run_ids)
+        placeholders = ",".join("?" * len(open_ids)) or "NULL"
+        rows = self.query(
+            "SELECT task, stop_reason FROM runs WHERE ended_s IS NOT NULL"
+            f" AND (id > ? OR id IN ({placeholders})) ORDER BY id",
+            mark.run_id,
+            *open_ids,
+        )
+        return [(str(task), None if reason is None else str(reason)) for task, reason in rows]
+
     def stop_reasons_since(self, mark: Mark) -> set[str]:
-        return {reason for _, reason in self.runs_since(mark) if reason is not None}
+        """Why the runs that ended after `mark` stopped (see `runs_ended_since`)."""
+        return {reason for _, reason in self.runs_ended_since(mark) if reason is not None}
 
     def injected(self, fault: str) -> int:
         return int(self.sim.state()["faults"]["injected"].get(fault, 0))
@@ -259,7 +277,12 @@ class FaultStack(Stack):
     def mark(self) -> Mark:
         offsets = {p.stem: p.stat().st_size for p in self.tmp.glob("*.log")}
         pids = {name: proc.pid for name, proc in self.procs.items()}
-        return Mark(self.last_run_id(), offsets, pids)
+        # The newest id first, then the open runs up to it: a run that begins in between
+        # has a larger id, so no run falls between the two.
+        run_id = self.last_run_id()
+        rows = self.query("SELECT id FROM runs WHERE id <= ? AND ended_s IS NULL", run_id)
+        open_ids = frozenset(int(str(row[0])) for row in rows)
+        return Mark(run_id, offsets, pids, open_ids)
 
     def logs_since(self, mark: Mark) -> dict[str, str]:
         out = {}

@@ -85,7 +85,7 @@ def test_garbled_bodies(fstack: FaultStack) -> None:
         wait_for(
             lambda: (
                 fstack.injected("malformed_body") + fstack.injected("truncated_body") == before + 2
-                and sum(1 for _, r in fstack.runs_since(mark) if r == "keepa_error") >= 2
+                and sum(1 for _, r in fstack.runs_ended_since(mark) if r == "keepa_error") >= 2
             ),
             # Two runs must each reach a paid call, and the first garbled answer leaves
             # its grant counted (Keepa may have charged it) until TOKEN_GRANT_TTL_S.
@@ -172,7 +172,7 @@ def _refused(stack: FaultStack, status: KeyStatus) -> None:
     stack.sim.set_key(KEY, status)
 
     def refused_runs() -> int:
-        return sum(1 for _, r in stack.runs_since(mark) if r == "keepa_key")
+        return sum(1 for _, r in stack.runs_ended_since(mark) if r == "keepa_key")
 
     # A task waiting for tokens never reaches Keepa: two refusals of either will do.
     wait_for(lambda: refused_runs() >= 2, 40, "runs stop for the key", stack)
