@@ -34,6 +34,15 @@ def _fmt_age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def _fmt_old(seconds: float | None) -> str:
+    return "none yet" if seconds is None else f"{_fmt_age(seconds)} old"
+
+
+def _fmt_wait(seconds: float | None, unknown: str) -> str:
+    # None: refill alone reaches no balance that would do (a refill rate of 0).
+    return unknown if seconds is None else _fmt_age(seconds)
+
+
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status_command(as_json: bool) -> None:
@@ -57,12 +66,20 @@ def _print_status(report: dict[str, Any]) -> None:
             f"{tokens['grants_in_flight']} grants in flight"
         )
         state = "on" if rc["active"] else "off"
-        click.echo(f"recharge: {state} (target {rc['target']}, last exit {rc['last_exit']})")
+        click.echo(
+            f"recharge: {state} (target {rc['target']}, last exit {rc['last_exit'] or 'none yet'})"
+        )
         for name, c in tokens["classes"].items():
-            wait = "" if not c["waiting"] else f", waits {c['wait_s']}s ({c['reason']})"
+            wait = (
+                ""
+                if not c["waiting"]
+                else f", waits {_fmt_wait(c['wait_s'], 'until others act')} ({c['reason']})"
+            )
+            if c.get("claim") is not None:
+                wait += f", holds {c['claim']} tokens for its share"
             click.echo(
                 f"  {name}: {c['tokens_granted_last_hour']} tokens in the last hour{wait}, "
-                f"bound {c['starvation_bound_s']}s"
+                f"bound {_fmt_wait(c['starvation_bound_s'], 'none')}"
             )
     else:
         click.echo(f"tokens: {tokens.get('detail') or tokens.get('error')}")
@@ -76,8 +93,8 @@ def _print_status(report: dict[str, Any]) -> None:
         click.echo(f"database: {db.get('state')} {db.get('error', db.get('path', ''))}")
         return
     click.echo(
-        f"progress: newest deal {_fmt_age(db['newest_deal_age_s'])} old, watermark "
-        f"{_fmt_age(db['watermark_age_s'])} old, {db['deals_per_hour_24h']} new deals/hour "
+        f"progress: newest deal {_fmt_old(db['newest_deal_age_s'])}, watermark "
+        f"{_fmt_old(db['watermark_age_s'])}, {db['deals_per_hour_24h']} new deals/hour "
         f"(24h), {db['pending']} pending, deals by status {db['deals_by_status']}"
     )
     for run in db["last_runs"][:6]:

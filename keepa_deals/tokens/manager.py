@@ -298,6 +298,9 @@ class TokenManager:
                 "last_cost": c["last_cost"],
                 "admissible_now": c["admissible"],
                 "credit": round(float(c["credit"]), 3),
+                # The balance an entitled class holds back for the requests its credit
+                # pays for, between asks too (None when it holds none).
+                "claim": c.get("claim"),
                 "starvation_bound_s": _wait_s(c["starvation_bound_ms"]),
                 "tokens_granted_last_hour": c["granted_last_hour"],
                 "tokens_granted_total": c["granted_total"],

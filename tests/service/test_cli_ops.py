@@ -142,6 +142,48 @@ def test_status_json_reports_every_part(env: dict[str, str]) -> None:
     assert KEY not in out
 
 
+def test_status_names_each_class_and_the_claim_it_holds(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain `status` a user reads: one line per class, a waiting class with its
+    wait and reason, and an entitled class between asks with the tokens it holds back
+    (the cause of the other's yield_to_share)."""
+    monkeypatch.setenv("TOKEN_MIN_SHARE_UPSERT", "0.4")
+    invoke("migrate")
+    settings = Settings.from_env()
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    try:
+        tm = TokenManager.from_settings(settings, redis=client)
+        now_ms = round(time.time() * 1000)
+        tm.observe(
+            {
+                "tokensLeft": 10,
+                "refillIn": 30_000,
+                "refillRate": 5,
+                "tokensConsumed": 0,
+                "timestamp": now_ms,
+            }
+        )
+        # Just granted, with credit for two more requests of 5: it holds max(1, -180 + 5)
+        # for the next and 5 for the one after.
+        tm.redis.hset(
+            tm.keys.token_class("upsert"),
+            mapping={"credit": 10, "last_cost": 5, "last_ask_ms": now_ms},
+        )
+        assert not tm.try_acquire("backfill", 5).granted
+        code, out = invoke("status")
+    finally:
+        client.close()
+    assert code == 0, out
+    lines = {line.split(":")[0].strip(): line for line in out.splitlines() if ":" in line}
+    assert "holds 6 tokens for its share" in lines["upsert"], out
+    assert "waits" not in lines["upsert"], out
+    # Balance 10 is under RECHARGE_LOW: the gated backfiller waits for 280, about 54 min.
+    assert "min (recharge)" in lines["backfill"] and "holds" not in lines["backfill"], out
+    assert "last exit none yet" in lines["recharge"], out
+    assert KEY not in out
+
+
 def test_doctor_fails_and_names_what_is_wrong(env: dict[str, str]) -> None:
     invoke("migrate")
     code, out = invoke("doctor")

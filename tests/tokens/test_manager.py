@@ -248,6 +248,43 @@ def test_status_is_json_serialisable_and_complete(make_manager: ManagerFactory) 
     assert back["starvation_bound_s"] is not None
 
 
+def test_status_shows_the_claim_an_entitled_class_holds_between_asks(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    """Between two asks an entitled class is not waiting, yet its claim sends others to
+    `yield_to_share`: status() names the claim, so that wait has a visible cause, and
+    drops it once the class stops asking (TOKEN_DEMAND_TTL_S)."""
+    tm = make_manager(
+        bucket=KeepaBucket(balance=10, now_s=clock.now()),
+        deficit_floor=0,
+        threshold_upsert=1,
+        threshold_backfill=1,
+        min_share_upsert=0.4,
+        recharge_gated_classes=(),
+    )
+    now_ms = round(clock.now() * 1000)
+    # Just granted: credit for two more requests of 5, asked a moment ago, not waiting.
+    tm.redis.hset(
+        tm.keys.token_class("upsert"),
+        mapping={"credit": 10, "last_cost": 5, "last_ask_ms": now_ms},
+    )
+    refused = tm.try_acquire("backfill", 1)
+    # It holds max(1, floor + 5) = 5 for its next request and 5 for the one after.
+    assert (refused.granted, refused.reason, refused.target) == (False, "yield_to_share", 11)
+    classes = tm.status()["classes"]
+    up, back = classes["upsert"], classes["backfill"]
+    assert (up["waiting"], up["reason"], up["claim"], up["target"]) == (
+        False,
+        "holds_claim",
+        10,
+        10,
+    )
+    assert (back["reason"], back["claim"]) == ("yield_to_share", None)
+    clock.advance(tm.policy.demand_ttl_s + 1)
+    up = tm.status()["classes"]["upsert"]
+    assert (up["reason"], up["claim"]) == ("idle", None)
+
+
 def test_pause_and_resume_by_hand(make_manager: ManagerFactory, clock: ManualClock) -> None:
     tm = make_manager(bucket=KeepaBucket(balance=300))
     assert tm.try_acquire("backfill", 10).granted

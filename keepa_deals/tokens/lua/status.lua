@@ -3,7 +3,7 @@
 -- ARGV[1] now_ms or ""      ARGV[2] config JSON (lib.lua)
 -- Returns JSON: {missing} or {now_ms, balance, server_balance, server_ts_ms, last_seen_ms,
 --   rate, capacity, floor, inflight, inflight_cost, recharge{...}, classes{name: {...}}}.
--- Waits are ms (-1 = only when others act); nothing is written.
+-- Waits are ms (-1 = only when others act); claims are tokens; nothing is written.
 
 local ctx = load(KEYS, ARGV)
 if ctx.missing then return cjson.encode({missing = true, now_ms = ctx.now}) end
@@ -31,9 +31,16 @@ for i = 1, ctx.n do
     if decide(ctx, c, mid) then lo = mid else hi = mid - 1 end
   end
   entry.admissible = lo
+  -- An entitled class that asked lately holds the balance its credit stands for, even
+  -- between asks (claims_now): shown, or another class's yield_to_share has no visible
+  -- cause.
+  local holds = entitled(c, cost) and claims_now(ctx, c, cost)
+  entry.claim = holds and claim(ctx, c, cost) or cjson.null
   if waiting then
     local ok, target, reason, wait = decide(ctx, c, cost)
     entry.reason, entry.wait_ms, entry.target = reason, ok and 0 or wait, target
+  elseif holds then
+    entry.reason, entry.wait_ms, entry.target = 'holds_claim', 0, entry.claim
   else
     entry.reason, entry.wait_ms, entry.target = 'idle', 0, cjson.null
   end
