@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_shutting_down
 from kombu.entity import Queue
 
+from keepa_deals import shutdown
 from keepa_deals.broker_transport import install_transport
 from keepa_deals.config import Settings
 from keepa_deals.timebase import wall_s
@@ -86,5 +88,14 @@ def make_app(settings: Settings | None = None) -> Celery:
     app.conf.update(celery_settings(settings))
     return app
 
+
+def _tell_the_pool(**_: Any) -> None:
+    # Sent in the main process, from its SIGTERM/SIGINT handler: the running tasks, in
+    # the pool's processes, see the flag at their next check (shutdown.py).
+    shutdown.request()
+
+
+# weak=False: the receiver must live as long as the app, whatever holds a reference.
+worker_shutting_down.connect(_tell_the_pool, weak=False)
 
 app = make_app()

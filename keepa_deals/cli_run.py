@@ -273,7 +273,7 @@ def _run_worker(settings: Settings, env: dict[str, str], loglevel: str, every_s:
     except KeyboardInterrupt:
         interrupted = True
         click.echo(
-            "stopping: waiting for the worker to finish its batch and release its locks "
+            "stopping: the worker stops its runs at their next check and releases its locks "
             f"(at most {WORKER_STOP_GRACE_S:.0f}s; Ctrl-C again to kill it now)"
         )
     finally:

@@ -38,6 +38,8 @@ class HarvestContext:
     selection: dict[str, Any]  # the /deal query, checked (story 16)
     # Asked between batches: True ends the run at once (the task lost its lock).
     stop: Callable[[], bool] | None = None
+    # Asked between batches too: True ends the run (its worker is shutting down).
+    shutting_down: Callable[[], bool] | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -51,6 +53,7 @@ class HarvestContext:
         tokens: TokenManager | None = None,
         conn: sqlite3.Connection | None = None,
         stop: Callable[[], bool] | None = None,
+        shutting_down: Callable[[], bool] | None = None,
     ) -> HarvestContext:
         """Everything from `settings`, except what is given. The deal query is read and
         the database migrated and checked first: a bad query or a drifted schema stops
@@ -90,6 +93,7 @@ class HarvestContext:
             clock=clock if clock is not None else SystemClock(),
             selection=selection,
             stop=stop,
+            shutting_down=shutting_down,
             _closers=closers,
         )
 
@@ -105,6 +109,9 @@ class HarvestContext:
 
     def stopped(self) -> bool:
         return self.stop is not None and self.stop()
+
+    def shutdown_requested(self) -> bool:
+        return self.shutting_down is not None and self.shutting_down()
 
     def close(self) -> None:
         """Close what `from_settings` opened, newest first. Safe to call twice."""

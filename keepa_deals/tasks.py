@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from keepa_deals import shutdown
 from keepa_deals.celery_app import BACKFILL_TASK, UPSERT_TASK, app
 from keepa_deals.config import Settings
 from keepa_deals.locking import TaskLock
@@ -46,7 +47,11 @@ def run_locked(
             return {"task": task, "skipped": "locked", "holder": holder.owner if holder else None}
         try:
             ctx = HarvestContext.from_settings(
-                settings, redis=client, clock=service_clock(settings), stop=lock.lost.is_set
+                settings,
+                redis=client,
+                clock=service_clock(settings),
+                stop=lock.lost.is_set,
+                shutting_down=shutdown.requested,
             )
         except Exception as exc:
             # A run that cannot even start (a broken deal query, a database that will not

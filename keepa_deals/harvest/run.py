@@ -42,6 +42,7 @@ class StopReason(StrEnum):
     KEEPA_KEY = "keepa_key"  # the key was refused or its subscription lapsed
     MAX_DURATION = "max_duration"  # HARVEST_MAX_RUN_S
     STOPPED = "stopped"  # asked to stop (the task lost its lock)
+    SHUTDOWN = "shutdown"  # the worker is shutting down (warm shutdown: SIGTERM)
     ERROR = "error"  # an unexpected exception, raised again after the run is recorded
 
 
@@ -104,6 +105,8 @@ class Run:
         """Between batches: stop when asked to, or when the run has lasted long enough."""
         if self.ctx.stopped():
             raise StopRun(StopReason.STOPPED, "asked to stop")
+        if self.ctx.shutdown_requested():
+            raise StopRun(StopReason.SHUTDOWN, "the worker is shutting down")
         elapsed_s = self.ctx.clock.now() - self.started_clock_s
         if elapsed_s >= self.ctx.settings.harvest_max_run_s:
             raise StopRun(StopReason.MAX_DURATION, f"ran {elapsed_s:.0f}s")

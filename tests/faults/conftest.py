@@ -59,7 +59,7 @@ RATE = 5
 QUERY: dict[str, Any] = load_deal_query(DEFAULT_DEAL_QUERY)
 DOMAIN = int(QUERY["domainId"])
 # Stop reasons of a run that went well (the others name a fault).
-HEALTHY = frozenset({"done", "tokens", "max_duration"})
+HEALTHY = frozenset({"done", "tokens", "max_duration", "shutdown"})
 # Reasons the TokenManager gives for a refusal (keepa_deals/tokens/lua/lib.lua).
 WAIT_REASONS = frozenset(
     {"hard_stop", "deficit_floor", "threshold", "recharge", "yield_to_share", "yield_to_priority"}

@@ -117,6 +117,47 @@ def freeze_mid_call(stack: FaultStack) -> set[str]:
     pytest.fail("never caught the worker holding a lock with grants in flight")
 
 
+def sigterm_mid_run(stack: FaultStack) -> list[str | None]:
+    """SIGTERM to the worker's main process alone while a run is mid-call; once it has
+    exited, start it again. Returns why the runs open at the signal or begun since
+    ended."""
+    catch_mid_run(stack)
+    with stack.outage():
+        stopping = stack.mark()
+        worker = stack.procs["worker"]
+        worker.send_signal(signal.SIGTERM)  # the main process only, not its pool
+        wait_for(lambda: worker.poll() is not None, 30, "the worker exits", stack)
+        stack.sim.clear_faults()
+        assert worker.returncode == 0, stack.logs()
+        # Freed by the runs themselves, not left to expire (LOCK_TTL_S).
+        assert stack.locks_and_grants()[0] == 0, stack.logs()
+        reasons = [r for _, r in stack.runs_ended_since(stopping)]
+        assert None not in reasons and "abandoned" not in reasons, reasons
+        stack.supervise()
+        stack.wait_run_begins(stopping)
+    return reasons
+
+
+def test_worker_stopped_mid_run_ends_its_run_at_the_next_check(istack: FaultStack) -> None:
+    """SIGTERM to the worker's main process alone (systemd's stop with KillMode=mixed,
+    Ctrl-C in `keepa-deals run`) while a run holds its lock with a grant in flight: the
+    run stops at its next check for `shutdown`, settles and frees its lock itself, and
+    the worker exits cleanly. Before, the pool never heard of the shutdown and the run
+    went on to its end (`done`, `tokens`, `max_duration`).
+
+    A run on its last call ends on its own first, so this tries up to three times."""
+    mark = istack.mark()
+    seen: list[str | None] = []
+    for _ in range(3):
+        seen += sigterm_mid_run(istack)
+        if "shutdown" in seen:
+            break
+    assert "shutdown" in seen, f"no run stopped for the shutdown: {seen}"
+    check_invariants(istack, mark, restarted=("worker",))
+    # The next worker found no run of the stopped one left open.
+    assert "abandoned" not in [r for _, r in istack.runs_ended_since(mark)]
+
+
 def test_worker_killed_holding_lock_with_grants_in_flight(istack: FaultStack) -> None:
     """kill -9 of the worker's process group mid-call: its lock frees itself within two
     TTLs, its grants (Keepa charged them) are dropped after TOKEN_GRANT_TTL_S, and a new

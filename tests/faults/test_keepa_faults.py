@@ -172,7 +172,7 @@ def _refused(stack: FaultStack, status: KeyStatus) -> None:
     stack.sim.set_key(KEY, status)
 
     def refused_runs() -> int:
-        return sum(1 for _, r in stack.runs_ended_since(mark) if r == "keepa_key")
+        return sum(1 for _, r in stack.runs_since(mark) if r == "keepa_key")
 
     # A task waiting for tokens never reaches Keepa: two refusals of either will do.
     wait_for(lambda: refused_runs() >= 2, 40, "runs stop for the key", stack)

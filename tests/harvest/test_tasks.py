@@ -142,3 +142,39 @@ def test_close_releases_what_from_settings_opened(
     with pytest.raises(sqlite3.ProgrammingError):
         ctx.conn.execute("SELECT 1")
     ctx.close()  # twice is harmless
+
+
+def test_a_run_stops_at_its_next_check_when_the_worker_shuts_down(
+    make_harness: HarnessFactory,
+) -> None:
+    """A warm shutdown (SIGTERM to the worker) reaches a run between two batches: it
+    stops there for `shutdown`, what it read is committed, its grants are settled, and
+    the deals it did not reach stay for the next run."""
+    whole = make_harness(catalogue_size=30_000)
+    uninterrupted = whole.sim.state()["totals"]["calls"]
+    whole.upsert()
+    uninterrupted = whole.sim.state()["totals"]["calls"] - uninterrupted
+    assert uninterrupted > 3  # enough calls that a stop after two is a stop mid-run
+
+    h = make_harness(catalogue_size=30_000)
+    h.ctx.shutting_down = lambda: h.sim.state()["totals"]["calls"] >= 2
+    summary = h.upsert()
+    assert summary.stop_reason == "shutdown"
+    calls = h.sim.state()["totals"]["calls"]
+    assert 2 <= calls < uninterrupted, (calls, uninterrupted)
+    assert h.ctx.tokens.status()["grants_in_flight"] == 0
+    row = get_run(h.conn, summary.run_id)
+    assert row is not None and row.stop_reason == "shutdown" and row.ended_s is not None
+    # Nothing lost: the next run (no shutdown now) carries on from what was committed.
+    h.ctx.shutting_down = None
+    assert h.upsert().stop_reason in ("done", "tokens")
+
+
+def test_a_run_asked_to_shut_down_before_it_begins_spends_nothing(
+    make_harness: HarnessFactory,
+) -> None:
+    h = make_harness()
+    h.ctx.shutting_down = lambda: True
+    summary = h.upsert()
+    assert (summary.stop_reason, summary.stats.tokens_total) == ("shutdown", 0)
+    assert h.sim.state()["totals"]["calls"] == 0
