@@ -19,6 +19,9 @@ from keepa_deals.redis_server import RedisServerProcess
 from keepa_deals.simulator import KeepaSimulator
 
 SCALE = 60.0  # one wall second is one service minute
+# 3 wall s, renewed every second: a pool process stalled on a loaded machine must not
+# lose its lock (at the default 60 s, a stall of 0.67 wall s would).
+LOCK_TTL_S = 180
 KEY = "e2etestkey0123456789abcdef"
 
 
@@ -77,8 +80,10 @@ class Stack:
         conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
         try:
             return list(conn.execute(sql, params).fetchall())
-        except sqlite3.OperationalError:
-            return []  # not migrated yet
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []  # not migrated yet
+            raise  # "database is locked" and the like must not read as "no runs yet"
         finally:
             conn.close()
 
@@ -127,6 +132,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         "KEEPA_TIME_ORIGIN_S": repr(origin),
         "UPSERT_EVERY_S": "600",  # 10 s of wall time
         "BACKFILL_EVERY_S": "60",  # 1 s of wall time
+        "LOCK_TTL_S": str(LOCK_TTL_S),
         "PYTHONUNBUFFERED": "1",
     }
     s = Stack(tmp_path, env, sim, server)

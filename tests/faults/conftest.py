@@ -347,9 +347,16 @@ class FaultStack(Stack):
         finally:
             self.outages.append((start, self.now_s()))
 
-    def wait_run_begins(self, mark: Mark, timeout_s: float = 30) -> None:
-        """Until a run has begun since `mark` (the processes are up again)."""
-        wait_for(lambda: self.last_run_id() > mark.run_id, timeout_s, "a run begins", self)
+    def wait_runs_begin(self, mark: Mark, timeout_s: float = 30) -> None:
+        """Until a run of each task has begun since `mark` (the processes are up again).
+        Take `mark` once the old processes are gone: a run they began after it would
+        end the wait before the new ones are up, and the outage with it."""
+
+        def both_began() -> bool:
+            rows = self.query("SELECT DISTINCT task FROM runs WHERE id > ?", mark.run_id)
+            return {str(task) for (task,) in rows} >= {"upsert", "backfill"}
+
+        wait_for(both_began, timeout_s, "a run of each task begins", self)
 
     def set_origin(self, origin_s: float) -> None:
         self.env["KEEPA_TIME_ORIGIN_S"] = repr(origin_s)

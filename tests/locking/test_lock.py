@@ -54,10 +54,12 @@ def test_one_holder_at_a_time(client: redis.Redis, prefix: str) -> None:
 
 
 def test_heartbeat_keeps_a_live_lock_past_its_ttl(client: redis.Redis, prefix: str) -> None:
-    lock = TaskLock(client, RedisKeys(prefix), "upsert", ttl_s=0.3)
+    # A TTL long enough that a loaded machine's scheduling delays cannot outlast the
+    # heartbeat's margin (it renews every third of a TTL).
+    lock = TaskLock(client, RedisKeys(prefix), "upsert", ttl_s=1.5)
     assert lock.acquire()
     try:
-        time.sleep(1.0)  # three TTLs: only the heartbeat keeps it
+        time.sleep(3.0)  # two TTLs: only the heartbeat keeps it
         holder = lock.holder()
         assert holder is not None and holder.owner == lock.owner
         assert not lock.lost.is_set()
@@ -91,11 +93,14 @@ def test_a_lock_that_vanishes_is_reported_lost(client: redis.Redis, prefix: str)
     lock.release()
 
 
+HOLDER_TTL_S = 1.5  # see test_heartbeat_keeps_a_live_lock_past_its_ttl
 HOLDER = """
 import sys, time, redis
 from keepa_deals.locking import TaskLock
 from keepa_deals.redis_keys import RedisKeys
-lock = TaskLock(redis.Redis.from_url(sys.argv[1]), RedisKeys(sys.argv[2]), "upsert", ttl_s=0.5)
+lock = TaskLock(
+    redis.Redis.from_url(sys.argv[1]), RedisKeys(sys.argv[2]), "upsert", ttl_s=float(sys.argv[3])
+)
 assert lock.acquire()
 print("held", flush=True)
 time.sleep(60)
@@ -106,20 +111,21 @@ def test_a_killed_workers_lock_frees_itself_within_two_ttls(
     redis_server: RedisServerProcess, client: redis.Redis, prefix: str
 ) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, redis_server.url, prefix],
+        [sys.executable, "-c", HOLDER, redis_server.url, prefix, str(HOLDER_TTL_S)],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == b"held"
-        lock = TaskLock(client, RedisKeys(prefix), "upsert", ttl_s=0.5)
-        time.sleep(1.0)  # the live holder keeps it through two TTLs
+        lock = TaskLock(client, RedisKeys(prefix), "upsert", ttl_s=HOLDER_TTL_S)
+        time.sleep(2 * HOLDER_TTL_S)  # the live holder keeps it through two TTLs
         assert not lock.acquire()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=5)
-        freed_after_s = _wait_until(lambda: lock.holder() is None, timeout_s=2 * 0.5 + 0.5)
-        assert freed_after_s <= 2 * 0.5
+        bound_s = 2 * HOLDER_TTL_S
+        freed_after_s = _wait_until(lambda: lock.holder() is None, timeout_s=bound_s + 0.5)
+        assert freed_after_s <= bound_s
         assert lock.acquire()
         lock.release()
     finally:
