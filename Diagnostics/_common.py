@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from keepa_deals.config import Settings
+from keepa_deals.durations import duration
 from keepa_deals.errors import ConfigError
 from keepa_deals.redact import install_log_redaction
 
@@ -32,12 +33,4 @@ def emit(report: dict[str, Any], as_json: bool) -> None:
 
 
 def fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "n/a"
-    if seconds == float("inf"):
-        return "until another class acts"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}min"
-    return f"{seconds / 3600:.1f}h"
+    return duration(seconds)

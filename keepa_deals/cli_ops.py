@@ -15,6 +15,7 @@ import redis
 from keepa_deals.backfiller import restart_pass
 from keepa_deals.cli_common import fail, load_settings
 from keepa_deals.doctor import run_doctor
+from keepa_deals.durations import duration
 from keepa_deals.preflight import Check
 from keepa_deals.service_status import gather
 from keepa_deals.store import get_watermark, open_from_settings, transaction
@@ -24,23 +25,8 @@ from keepa_deals.tokens import TokenManager
 from keepa_deals.tokens.manager import TokenStateMissing
 
 
-def _fmt_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}min"
-    return f"{seconds / 3600:.1f}h"
-
-
 def _fmt_old(seconds: float | None) -> str:
-    return "none yet" if seconds is None else f"{_fmt_age(seconds)} old"
-
-
-def _fmt_wait(seconds: float | None, unknown: str) -> str:
-    # None: refill alone reaches no balance that would do (a refill rate of 0).
-    return unknown if seconds is None else _fmt_age(seconds)
+    return "none yet" if seconds is None else f"{duration(seconds)} old"
 
 
 @click.command("status")
@@ -59,7 +45,7 @@ def _print_status(report: dict[str, Any]) -> None:
     tokens = report["tokens"]
     if tokens.get("state") == "ok":
         rc = tokens["recharge"]
-        seen = _fmt_age(tokens["server_balance_age_s"])
+        seen = duration(tokens["server_balance_age_s"], "never")
         click.echo(
             f"tokens: {tokens['balance']} of {tokens['capacity']} (+{tokens['rate_per_min']}/min), "
             f"Keepa said {tokens['server_balance']} {seen} ago, "
@@ -73,13 +59,13 @@ def _print_status(report: dict[str, Any]) -> None:
             wait = (
                 ""
                 if not c["waiting"]
-                else f", waits {_fmt_wait(c['wait_s'], 'until others act')} ({c['reason']})"
+                else f", waits {duration(c['wait_s'], 'until another class acts')} ({c['reason']})"
             )
             if c.get("claim") is not None:
                 wait += f", holds {c['claim']} tokens for its share"
             click.echo(
                 f"  {name}: {c['tokens_granted_last_hour']} tokens in the last hour{wait}, "
-                f"bound {_fmt_wait(c['starvation_bound_s'], 'none')}"
+                f"bound {duration(c['starvation_bound_s'], 'unbounded')}"
             )
     else:
         click.echo(f"tokens: {tokens.get('detail') or tokens.get('error')}")

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from keepa_deals.config import Settings
+from keepa_deals.durations import duration
 from keepa_deals.errors import KeepaDealsError, KeepaError
 from keepa_deals.keepa_api import KeepaClient, longest_backoff_s
 from keepa_deals.preflight import Check, check_deal_query, check_redis
@@ -99,7 +100,7 @@ def check_tokens(settings: Settings) -> Check:
     if st.get("state") != "ok":
         return Check("tokens", "warn", st.get("detail", "no token state yet"))
     waits = [
-        f"{name} waits {c['wait_s']}s ({c['reason']})"
+        f"{name} waits {duration(c['wait_s'], 'until another class acts')} ({c['reason']})"
         for name, c in st["classes"].items()
         if c["waiting"]
     ]
