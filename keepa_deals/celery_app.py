@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_shutting_down
 from kombu.entity import Queue
 
@@ -81,21 +81,34 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-def make_app(settings: Settings | None = None) -> Celery:
-    settings = settings or Settings.from_env()
-    install_transport()
-    app = Celery("keepa_deals", include=["keepa_deals.tasks"])
-    app.conf.update(celery_settings(settings))
-    return app
-
-
 def _tell_the_pool(**_: Any) -> None:
-    # Sent in the main process, from its SIGTERM/SIGINT handler: the running tasks, in
-    # the pool's processes, see the flag at their next check (shutdown.py).
+    # Sent in the main process from its SIGTERM and SIGINT handlers, the moment the
+    # signal arrives: the running tasks, in the pool's processes, see the flag at their
+    # next check (shutdown.py).
     shutdown.request()
 
 
 # weak=False: the receiver must live as long as the app, whatever holds a reference.
 worker_shutting_down.connect(_tell_the_pool, weak=False)
+
+
+class TellThePoolStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Sets the shutdown flag when the worker begins to stop, however it was asked to:
+    the signal above is not sent for a remote `celery control shutdown` or for the
+    SIGHUP restart. A worker's blueprint calls every step's `close` before it stops the
+    pool, which waits for the running tasks."""
+
+    def close(self, parent: Any) -> None:
+        shutdown.request()
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings.from_env()
+    install_transport()
+    app = Celery("keepa_deals", include=["keepa_deals.tasks"])
+    app.conf.update(celery_settings(settings))
+    app.steps["worker"].add(TellThePoolStep)
+    return app
+
 
 app = make_app()

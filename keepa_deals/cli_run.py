@@ -34,6 +34,7 @@ import click
 import redis
 from dotenv import dotenv_values
 
+from keepa_deals import shutdown
 from keepa_deals.cli_common import fail, load_settings
 from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.errors import KeepaDealsError
@@ -49,10 +50,6 @@ DEMO_DEFAULTS = {
     "UPSERT_EVERY_S": "60",
     "BACKFILL_EVERY_S": "20",
 }
-# After Ctrl-C the worker finishes its batch, settles its grants and releases its locks;
-# past this it is killed (its locks then expire within LOCK_TTL_S). A second Ctrl-C
-# kills it at once.
-WORKER_STOP_GRACE_S = 60.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 Cleanups = list[Callable[[], Any]]
@@ -274,26 +271,30 @@ def _run_worker(settings: Settings, env: dict[str, str], loglevel: str, every_s:
         interrupted = True
         click.echo(
             "stopping: the worker stops its runs at their next check and releases its locks "
-            f"(at most {WORKER_STOP_GRACE_S:.0f}s; Ctrl-C again to kill it now)"
+            f"(at most {shutdown.longest_stop_s(settings):.0f}s; Ctrl-C again to kill it now)"
         )
     finally:
         if child is not None:
-            _stop_worker(child)
+            _stop_worker(child, shutdown.longest_stop_s(settings))
         client.close()
     if not interrupted and child is not None and child.returncode != 0:
         fail(f"the worker exited with code {child.returncode} (its log is above)", code=1)
 
 
-def _stop_worker(child: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (Celery's warm shutdown, which also stops the embedded beat), then the
+def _stop_worker(child: subprocess.Popen[bytes], grace_s: float) -> None:
+    """After Ctrl-C the worker's runs stop at their next check, settle their grants and
+    release their locks; past `grace_s` it is killed (its locks then expire within
+    LOCK_TTL_S). A second Ctrl-C kills it at once.
+
+    SIGTERM (Celery's warm shutdown, which also stops the embedded beat), then the
     worker's whole process group, so no pool or beat process outlives this command."""
     if child.poll() is None:
         child.send_signal(signal.SIGTERM)
         try:
-            child.wait(timeout=WORKER_STOP_GRACE_S)
+            child.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             click.echo(
-                f"the worker did not stop within {WORKER_STOP_GRACE_S:.0f}s: killing it "
+                f"the worker did not stop within {grace_s:.0f}s: killing it "
                 "(its locks expire within LOCK_TTL_S)"
             )
         except KeyboardInterrupt:

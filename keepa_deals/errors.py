@@ -127,6 +127,16 @@ class TokensUnavailable(TokenError):
         )
 
 
+class AcquireStopped(TokenError):
+    """The caller's `stop` said so while `acquire` waited: nothing was granted."""
+
+    def __init__(self, cls: str, cost: int, waited_s: float) -> None:
+        self.cls = cls
+        self.cost = cost
+        self.waited_s = waited_s
+        super().__init__(f"{cls}: asked to stop after waiting {waited_s:.1f}s for {cost} tokens")
+
+
 class UnknownTokenClass(TokenError, KeyError):
     def __init__(self, cls: str, known: list[str]) -> None:
         self.cls = cls

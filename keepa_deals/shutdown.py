@@ -10,13 +10,18 @@ batches and stops there, its grants settled and its lock released.
 The flag is one byte of shared anonymous memory, mapped when this module is first
 imported. The worker's main process imports it (through celery_app) before it forks its
 pool, so every child maps the same byte. A pool started some other way than by fork
-sees its own byte, never set: its runs end as they did before this flag existed.
+sees its own byte, never set: its runs end as they did before this flag existed (the
+solo and threads pools run tasks in the main process, so they see it too).
 Setting it is one store, safe inside a signal handler.
 """
 
 from __future__ import annotations
 
 import mmap
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from keepa_deals.config import Settings
 
 _FLAG = mmap.mmap(-1, 1)  # MAP_SHARED | MAP_ANONYMOUS: shared with forked children
 
@@ -33,3 +38,23 @@ def requested() -> bool:
 def clear() -> None:
     """For tests, which set the flag in their own process."""
     _FLAG[0] = 0
+
+
+# Celery's own part of a warm shutdown once the runs have ended: acks, the result
+# backend, closing the broker connection.
+CELERY_STOP_S = 15.0
+
+
+def longest_stop_s(settings: Settings) -> float:
+    """The longest a run can take, once the flag is set, to reach its next check: a
+    token wait notices within STOP_CHECK_S; a Keepa request in progress takes at most
+    every attempt at its longest (a 504 arrives after the read timeout too) and the
+    backoffs between. Plus Celery's own stop. What a supervisor must wait before it
+    kills the worker (systemd's TimeoutStopSec, `keepa-deals run` after Ctrl-C)."""
+    from keepa_deals.keepa_api import longest_backoff_s  # noqa: PLC0415 - kept light
+    from keepa_deals.tokens.manager import STOP_CHECK_S  # noqa: PLC0415
+
+    attempts = 1 + settings.keepa_max_retries
+    one_attempt_s = settings.keepa_connect_timeout_s + settings.keepa_read_timeout_s
+    request_s = attempts * one_attempt_s + longest_backoff_s(settings.keepa_max_retries)
+    return STOP_CHECK_S + request_s + CELERY_STOP_S

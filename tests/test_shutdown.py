@@ -9,8 +9,8 @@ from multiprocessing.connection import Connection
 import pytest
 from celery.signals import worker_shutting_down
 
-import keepa_deals.celery_app  # noqa: F401 - connects the worker_shutting_down receiver
 from keepa_deals import shutdown
+from keepa_deals.celery_app import TellThePoolStep, app
 
 
 @pytest.fixture(autouse=True)
@@ -49,4 +49,14 @@ def test_a_child_forked_before_the_request_sees_it() -> None:
 def test_celerys_shutdown_signal_sets_the_flag() -> None:
     assert not shutdown.requested()
     worker_shutting_down.send(sender="keepa-deals@test", sig="SIGTERM", how="Warm", exitcode=0)
+    assert shutdown.requested()
+
+
+def test_a_worker_that_begins_to_stop_sets_the_flag_however_it_was_asked() -> None:
+    """Remote `celery control shutdown` and the SIGHUP restart send no signal: the
+    worker's blueprint closes every step before it stops the pool, ours included."""
+    assert TellThePoolStep in app.steps["worker"]
+    step = TellThePoolStep(parent=object())
+    assert not shutdown.requested()
+    step.close(object())
     assert shutdown.requested()

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from keepa_deals.context import HarvestContext
 from keepa_deals.errors import (
+    AcquireStopped,
     BadRequest,
     InvalidKey,
     KeepaConnectionError,
@@ -28,7 +29,7 @@ from keepa_deals.errors import (
     ServerError,
     TokensUnavailable,
 )
-from keepa_deals.harvest.run import StopReason, StopRun
+from keepa_deals.harvest.run import StopReason, StopRun, requested_stop
 from keepa_deals.keepa_api import KeepaReply
 from keepa_deals.tokens import Grant, TokenManager
 
@@ -70,9 +71,16 @@ def capped_cost(tokens: TokenManager, estimate: int) -> int:
 
 def acquire(ctx: HarvestContext, cls: str, cost: int) -> Grant:
     try:
-        return ctx.tokens.acquire(cls, cost, max_wait_s=ctx.settings.harvest_inline_wait_s)
+        return ctx.tokens.acquire(
+            cls,
+            cost,
+            max_wait_s=ctx.settings.harvest_inline_wait_s,
+            stop=lambda: requested_stop(ctx) is not None,
+        )
     except TokensUnavailable as exc:
         raise StopRun(StopReason.TOKENS, str(exc)) from None
+    except AcquireStopped as exc:
+        raise requested_stop(ctx) or StopRun(StopReason.STOPPED, str(exc)) from None
 
 
 def call_keepa(ctx: HarvestContext, grant: Grant, call: Callable[[], R]) -> R:

@@ -55,6 +55,16 @@ class StopRun(Exception):
         super().__init__(f"{reason}: {detail}" if detail else str(reason))
 
 
+def requested_stop(ctx: HarvestContext) -> StopRun | None:
+    """Why the run must end now, if it must: its task lost its lock, or its worker is
+    shutting down. Asked between batches and while waiting for tokens."""
+    if ctx.stopped():
+        return StopRun(StopReason.STOPPED, "asked to stop")
+    if ctx.shutdown_requested():
+        return StopRun(StopReason.SHUTDOWN, "the worker is shutting down")
+    return None
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """What a task returns (and Celery stores as JSON): see `to_dict`."""
@@ -103,10 +113,9 @@ class Run:
 
     def check(self) -> None:
         """Between batches: stop when asked to, or when the run has lasted long enough."""
-        if self.ctx.stopped():
-            raise StopRun(StopReason.STOPPED, "asked to stop")
-        if self.ctx.shutdown_requested():
-            raise StopRun(StopReason.SHUTDOWN, "the worker is shutting down")
+        stop = requested_stop(self.ctx)
+        if stop is not None:
+            raise stop
         elapsed_s = self.ctx.clock.now() - self.started_clock_s
         if elapsed_s >= self.ctx.settings.harvest_max_run_s:
             raise StopRun(StopReason.MAX_DURATION, f"ran {elapsed_s:.0f}s")

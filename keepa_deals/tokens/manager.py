@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ import redis
 
 from keepa_deals.envelope import TokenEnvelope
 from keepa_deals.errors import (
+    AcquireStopped,
     ImpossibleRequest,
     KeepaError,
     TokenError,
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 # A refused decision never asks the caller to retry sooner than this.
 MIN_RETRY_S = 0.05
 SYNC_LOCK_TTL_S = 30
+# Clock seconds between two looks at acquire()'s `stop` while it waits: a stopping
+# worker's run sees it within this, and the looks cost nothing (a flag, no Redis).
+STOP_CHECK_S = 1.0
 
 
 class TokenStateMissing(TokenError):
@@ -107,6 +111,29 @@ class TokenManager:
         else:
             self.clock.sleep(seconds)
 
+    def _wait(
+        self,
+        wait_s: float,
+        stop: Callable[[], bool] | None,
+        cls: str,
+        cost: int,
+        start: float,
+    ) -> None:
+        """Sleep the computed `wait_s`; with `stop`, in slices, asking it between.
+        The slices only let a stop be seen: the wait itself stays the computed one."""
+        if stop is None:
+            self._sleep(wait_s)
+            return
+        left_s = wait_s
+        while True:
+            if stop():
+                raise AcquireStopped(cls, cost, self._elapsed_since(start))
+            if left_s <= 0:
+                return
+            step_s = min(left_s, STOP_CHECK_S)
+            self._sleep(step_s)
+            left_s -= step_s
+
     def _elapsed_since(self, start: float) -> float:
         now = time.monotonic() if self.clock is None else self.clock.now()
         return now - start
@@ -167,11 +194,20 @@ class TokenManager:
             raise TokenError(f"acquire.lua answered an unknown status {status!r}")
         raise TokenError("token state could not be rebuilt from Keepa's /token")
 
-    def acquire(self, cls: str, cost: int, max_wait_s: float) -> Grant:
+    def acquire(
+        self,
+        cls: str,
+        cost: int,
+        max_wait_s: float,
+        stop: Callable[[], bool] | None = None,
+    ) -> Grant:
         """Wait the computed time while the total stays within `max_wait_s`.
 
         Tasks pass a short `max_wait_s` and stop on TokensUnavailable: nothing sleeps
-        long while holding a lock (story 11); beat brings the task back.
+        long while holding a lock (story 11); beat brings the task back. `stop`, when
+        given, is asked at least every STOP_CHECK_S of a wait and before every ask
+        after one; True raises AcquireStopped (a worker shutting down must not first
+        sit out the wait and then spend the tokens).
         """
         start = self._start_mark()
         while True:
@@ -208,7 +244,7 @@ class TokenManager:
                 decision.reason,
                 eta,
             )
-            self._sleep(decision.wait_s)
+            self._wait(decision.wait_s, stop, cls, cost, start)
 
     # --- reconciliation -----------------------------------------------------------
 

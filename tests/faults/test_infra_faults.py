@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
+from keepa_deals.celery_app import make_app
+from keepa_deals.config import Settings
 from tests.e2e.conftest import wait_for
 from tests.faults.conftest import (
     SCALE,
@@ -119,40 +121,57 @@ def freeze_mid_call(stack: FaultStack) -> set[str]:
     pytest.fail("never caught the worker holding a lock with grants in flight")
 
 
-def sigterm_mid_run(stack: FaultStack) -> list[str | None]:
-    """SIGTERM to the worker's main process alone while a run is mid-call; once it has
-    exited, start it again. Returns why the runs open at the signal or begun since
-    ended."""
+def sigterm(stack: FaultStack) -> None:
+    stack.procs["worker"].send_signal(signal.SIGTERM)  # the main process only, not its pool
+
+
+def remote_shutdown(stack: FaultStack) -> None:
+    """`celery control shutdown`: no signal reaches the worker, a broadcast does."""
+    app = make_app(Settings.from_mapping(stack.env))
+    try:
+        app.control.shutdown()
+    finally:
+        app.close()
+
+
+def stop_mid_run(stack: FaultStack, stop: Callable[[FaultStack], None]) -> list[str | None]:
+    """Stop the worker with `stop` while a run is mid-call; once it has exited, start
+    it again. Returns why the runs open at the stop or begun since ended."""
     catch_mid_run(stack)
     with stack.outage():
         stopping = stack.mark()
         worker = stack.procs["worker"]
-        worker.send_signal(signal.SIGTERM)  # the main process only, not its pool
+        stop(stack)
         wait_for(lambda: worker.poll() is not None, 30, "the worker exits", stack)
         stack.sim.clear_faults()
         assert worker.returncode == 0, stack.logs()
-        # Freed by the runs themselves, not left to expire (LOCK_TTL_S).
+        # Every run ended before the worker did, and freed its lock itself (not left
+        # to expire after LOCK_TTL_S).
+        assert not stack.query("SELECT id FROM runs WHERE ended_s IS NULL"), stack.logs()
         assert stack.locks_and_grants()[0] == 0, stack.logs()
         reasons = [r for _, r in stack.runs_ended_since(stopping)]
-        assert None not in reasons and "abandoned" not in reasons, reasons
         restarting = stack.mark()
         stack.supervise()
         stack.wait_runs_begin(restarting)
     return reasons
 
 
-def test_worker_stopped_mid_run_ends_its_run_at_the_next_check(istack: FaultStack) -> None:
-    """SIGTERM to the worker's main process alone (systemd's stop with KillMode=mixed,
-    Ctrl-C in `keepa-deals run`) while a run holds its lock with a grant in flight: the
-    run stops at its next check for `shutdown`, settles and frees its lock itself, and
-    the worker exits cleanly. Before, the pool never heard of the shutdown and the run
-    went on to its end (`done`, `tokens`, `max_duration`).
+@pytest.mark.parametrize("stop", [sigterm, remote_shutdown], ids=["sigterm", "remote"])
+def test_worker_stopped_mid_run_ends_its_run_at_the_next_check(
+    istack: FaultStack, stop: Callable[[FaultStack], None]
+) -> None:
+    """The worker asked to stop while a run holds its lock with a grant in flight:
+    SIGTERM to its main process alone (systemd's stop with KillMode=mixed, Ctrl-C in
+    `keepa-deals run`), or `celery control shutdown`. The run stops at its next check
+    for `shutdown`, settles and frees its lock itself, and the worker exits cleanly.
+    Before, the pool never heard of the shutdown and the run went on to its end
+    (`done`, `tokens`, `max_duration`).
 
     A run on its last call ends on its own first, so this tries up to three times."""
     mark = istack.mark()
     seen: list[str | None] = []
     for _ in range(3):
-        seen += sigterm_mid_run(istack)
+        seen += stop_mid_run(istack, stop)
         if "shutdown" in seen:
             break
     assert "shutdown" in seen, f"no run stopped for the shutdown: {seen}"

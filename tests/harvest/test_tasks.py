@@ -20,6 +20,7 @@ from keepa_deals.keepa_api import DealPage
 from keepa_deals.redis_server import RedisServerProcess
 from keepa_deals.simulator import KeepaSimulator
 from keepa_deals.store import get_run
+from keepa_deals.tokens.manager import STOP_CHECK_S
 from keepa_deals.upserter import update_recent_deals
 from tests.harvest.conftest import KEY, START_S, HarnessFactory, accounted_asins
 
@@ -178,3 +179,21 @@ def test_a_run_asked_to_shut_down_before_it_begins_spends_nothing(
     summary = h.upsert()
     assert (summary.stop_reason, summary.stats.tokens_total) == ("shutdown", 0)
     assert h.sim.state()["totals"]["calls"] == 0
+
+
+def test_a_run_waiting_for_tokens_stops_within_a_check_of_a_shutdown(
+    make_harness: HarnessFactory,
+) -> None:
+    """Mid-wait (the refill 15 s away, within HARVEST_INLINE_WAIT_S), the worker is told
+    to stop: the run ends within STOP_CHECK_S, before the tokens arrive, spending none."""
+    h = make_harness(initial_tokens=0, threshold_upsert=1, harvest_inline_wait_s=20)
+    h.ctx.tokens.sync()  # the first call starts Keepa's refill minute (as above)
+    h.at(0.5)
+    h.ctx.tokens.sync()
+    h.at(45)
+    start = h.clock.now()
+    h.ctx.shutting_down = lambda: h.clock.now() >= start + 2
+    summary = h.upsert()
+    assert (summary.stop_reason, summary.stats.tokens_total) == ("shutdown", 0)
+    assert 2 <= h.clock.now() - start <= 2 + STOP_CHECK_S
+    assert h.ctx.tokens.status()["grants_in_flight"] == 0

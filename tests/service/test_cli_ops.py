@@ -147,7 +147,7 @@ def test_status_names_each_class_and_the_claim_it_holds(
 ) -> None:
     """The plain `status` a user reads: one line per class, a waiting class with its
     wait and reason, and an entitled class between asks with the tokens it holds back
-    (the cause of the other's yield_to_share)."""
+    from classes without credit."""
     monkeypatch.setenv("TOKEN_MIN_SHARE_UPSERT", "0.4")
     invoke("migrate")
     settings = Settings.from_env()

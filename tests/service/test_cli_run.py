@@ -24,9 +24,10 @@ from click.testing import CliRunner
 
 from keepa_deals import cli_run
 from keepa_deals.cli import main
-from keepa_deals.cli_run import WORKER_STOP_GRACE_S, simulator_time_error
+from keepa_deals.cli_run import simulator_time_error
 from keepa_deals.config import Settings
 from keepa_deals.redis_server import RedisServerProcess, free_port
+from keepa_deals.shutdown import longest_stop_s
 from keepa_deals.tokens import TokenManager
 
 # Seed 11's catalogue has accepted deals on the first backfill pass.
@@ -160,7 +161,7 @@ def start_run(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], RunCommand]
 
 def wait_exit(run: RunCommand) -> int:
     try:
-        return run.proc.wait(timeout=WORKER_STOP_GRACE_S + 15)
+        return run.proc.wait(timeout=longest_stop_s(Settings()) + 15)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the command did not stop after Ctrl-C\n{run.logs()}")
 

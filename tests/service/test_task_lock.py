@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 
-from keepa_deals import tasks
+from keepa_deals import shutdown, tasks
 from keepa_deals.backfiller import backfill_deals
 from keepa_deals.config import Settings
 from keepa_deals.context import HarvestContext
@@ -286,3 +286,20 @@ def test_a_tokens_unavailable_escaping_the_pipeline_still_releases_the_lock(
     lock = TaskLock(redis_client, RedisKeys(migrated.redis_prefix), "upsert", ttl_s=30)
     assert lock.acquire()
     assert lock.release()
+
+
+@pytest.mark.parametrize("task", sorted(RUNS))
+def test_a_run_of_a_worker_shutting_down_stops_for_it_and_frees_its_lock(
+    task: str, migrated: Settings, redis_client: redis.Redis, sim: KeepaSimulator
+) -> None:
+    """run_locked hands its runs the worker's shutdown flag (shutdown.py): set, the run
+    stops at its first check, spends nothing, and gives its lock back."""
+    shutdown.request()
+    try:
+        result = tasks.run_locked(task, RUNS[task], migrated)
+    finally:
+        shutdown.clear()
+    assert result["stop_reason"] == "shutdown" and result["stats"]["tokens_total"] == 0
+    assert sim.state()["totals"]["calls"] == 0
+    assert [(t, r) for _, t, r in run_rows(migrated)] == [(task, "shutdown")]
+    assert redis_client.get(lock_key(migrated, task)) is None

@@ -9,7 +9,12 @@ import pytest
 
 from keepa_deals.clock import ManualClock
 from keepa_deals.envelope import TokenEnvelope
-from keepa_deals.errors import ImpossibleRequest, TokensUnavailable, UnknownTokenClass
+from keepa_deals.errors import (
+    AcquireStopped,
+    ImpossibleRequest,
+    TokensUnavailable,
+    UnknownTokenClass,
+)
 from keepa_deals.tokens import Grant
 from keepa_deals.tokens.manager import TokenStateMissing
 from tests.tokens.conftest import ManagerFactory
@@ -153,6 +158,44 @@ def test_acquire_stops_when_wait_exceeds_max(
     assert clock.now() == start  # did not sleep at all
     assert info.value.wait_s == pytest.approx(330.0) and info.value.reason == "threshold"
     assert len([r for r in caplog.records if "stops" in r.getMessage()]) == 1
+
+
+def test_acquire_with_stop_waits_the_same_computed_time_when_never_stopped(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    tm = make_manager(bucket=KeepaBucket(balance=25, now_s=clock.now(), phase_s=10))
+    start = clock.now()
+    looks: list[float] = []
+
+    def stop() -> bool:
+        looks.append(clock.now() - start)
+        return False
+
+    grant = tm.acquire("upsert", 5, max_wait_s=30, stop=stop)
+    assert grant.cls == "upsert"
+    assert clock.now() - start == pytest.approx(10.0)  # the computed wait, not more
+    # Asked once a STOP_CHECK_S of the wait, and once more before the ask that grants.
+    assert looks == pytest.approx([float(t) for t in range(11)])
+    assert tm.status()["grants_in_flight"] == 1
+
+
+def test_acquire_stops_waiting_when_told_and_grants_nothing(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    """A worker shutting down mid-wait: the wait ends within STOP_CHECK_S of the stop,
+    and the tokens it waited for are not granted (they would be spent on a call the
+    worker then had to wait for)."""
+    tm = make_manager(
+        bucket=KeepaBucket(balance=0, now_s=clock.now(), phase_s=30), threshold_upsert=1
+    )
+    start = clock.now()
+    assert tm.try_acquire("upsert", 1).wait_s == pytest.approx(30.0)  # within max_wait_s
+    with pytest.raises(AcquireStopped) as info:
+        tm.acquire("upsert", 1, max_wait_s=60, stop=lambda: clock.now() - start >= 2.5)
+    assert clock.now() - start == pytest.approx(3.0)  # not the 30 s wait for the refill
+    assert (info.value.cls, info.value.cost) == ("upsert", 1)
+    assert info.value.waited_s == pytest.approx(3.0)
+    assert tm.status()["grants_in_flight"] == 0
 
 
 def test_stale_response_does_not_roll_back(
