@@ -2,7 +2,8 @@
 
     summary = backfill_deals(ctx)
 
-In order, each until it is done or the run must stop:
+First, once a day and free of tokens, history past HISTORY_KEEP_S is pruned
+(store/history.py). Then in order, each until it is done or the run must stop:
 
 1. `pending`, oldest first (its own deals, then the upserter's leftovers);
 2. zombie repair: live rows missing a dashboard field get a peek, and a commit only if
@@ -22,6 +23,7 @@ and a failed page (a 429 included, story 17) moves it neither forward nor back t
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 from keepa_deals.context import HarvestContext
@@ -39,7 +41,10 @@ from keepa_deals.store import (
     set_int,
     transaction,
 )
+from keepa_deals.store.history import Pruned, prune_due, prune_history
 from keepa_deals.store.state import BACKFILL_PAGE, updated_at
+
+log = logging.getLogger(__name__)
 
 TASK = "backfill"
 # `system_state` key: when (unix s) an operator asked for a fresh pass. While it is set,
@@ -54,6 +59,7 @@ def backfill_deals(ctx: HarvestContext | None = None) -> RunSummary:
 
 
 def _backfill(ctx: HarvestContext, run: Run) -> StopReason:
+    prune_old_history(ctx)
     # Its own deals first: the upserter starts with its own, so the two tasks rarely
     # evaluate the same pending deal at the same time.
     process_pending(ctx, run, TASK, source=Source.BACKFILL)
@@ -69,6 +75,25 @@ def _backfill(ctx: HarvestContext, run: Run) -> StopReason:
         process_pending(ctx, run, TASK, source=Source.BACKFILL)
         if cursor.page == 0:
             return StopReason.DONE  # a pass ended; the next starts after the pause
+
+
+def prune_old_history(ctx: HarvestContext) -> Pruned | None:
+    """Once a day, free of tokens: runs and rejections past HISTORY_KEEP_S go
+    (store/history.py says what stays). None when it was not due."""
+    now = ctx.now_s()
+    if not prune_due(ctx.conn, now):
+        return None
+    pruned = prune_history(
+        ctx.conn, now, ctx.settings.history_keep_s, ctx.settings.rejection_memory_s
+    )
+    if pruned.runs or pruned.rejections:
+        log.info(
+            "backfill: pruned %d runs and %d rejections past HISTORY_KEEP_S=%d",
+            pruned.runs,
+            pruned.rejections,
+            ctx.settings.history_keep_s,
+        )
+    return pruned
 
 
 def restart_pass(conn: sqlite3.Connection, now_s: int) -> tuple[BackfillCursor, BackfillCursor]:

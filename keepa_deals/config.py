@@ -424,6 +424,14 @@ VARIABLES: tuple[Var, ...] = (
         "1209600",
         "A rejected ASIN is not paid for again at the same price for this long (0: forever).",
     ),
+    Var(
+        "HISTORY_KEEP_S",
+        "history_keep_s",
+        _int(0),
+        "7776000",
+        "Runs older than this, and rejections older than this and REJECTION_MEMORY_S, are "
+        "deleted once a day by the backfiller (0: kept forever; else at least 2 days).",
+    ),
     # --- harvest ---
     Var(
         "HARVEST_INLINE_WAIT_S",
@@ -579,6 +587,7 @@ class Settings:
     stale_after_s: int = 86_400
     quarantine_after_failures: int = 3
     rejection_memory_s: int = 1_209_600
+    history_keep_s: int = 7_776_000  # 90 days
     harvest_inline_wait_s: float = 20.0
     harvest_max_run_s: int = 600
     harvest_commit_batch: int = 10
@@ -758,6 +767,14 @@ class Settings:
                 "get (give the upserter a share, or lower this one)",
             )
         self._validate_evaluation()
+        if 0 < self.history_keep_s < 2 * 86_400:
+            # status and doctor judge progress over the last 24 hours of runs.
+            raise ConfigError(
+                "HISTORY_KEEP_S",
+                self.history_keep_s,
+                "must be 0 (keep forever) or at least 172800 (2 days): status and doctor "
+                "read the last 24 hours of runs",
+            )
         worst_call_s = self.keepa_connect_timeout_s + self.keepa_read_timeout_s
         if self.grant_ttl_s < worst_call_s:
             raise ConfigError(

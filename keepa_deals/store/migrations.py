@@ -32,6 +32,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "pipeline tables", schema.V1_PIPELINE_TABLES),
     Migration(2, "dashboard view and indexes", schema.V2_DASHBOARD),
+    Migration(3, "indexes for pruning history", schema.V3_PRUNABLE_HISTORY),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -152,8 +152,3 @@ def rejected_at_prices(
         for asin, price in asin_prices
         if has_rejection_at_price(conn, asin, domain, price, newer_than_s)
     }
-
-
-def prune_rejections(conn: sqlite3.Connection, older_than_s: int) -> int:
-    """Forget rejections last made before `older_than_s`; returns how many."""
-    return conn.execute("DELETE FROM rejections WHERE rejected_s < ?", (older_than_s,)).rowcount

@@ -190,3 +190,13 @@ V2_DASHBOARD: tuple[str, ...] = (
     "CREATE INDEX deals_accepted_by_roi ON deals (roi_percent) WHERE status = 'accepted'",
     "CREATE INDEX deals_accepted_by_first_seen ON deals (first_seen_s) WHERE status = 'accepted'",
 )
+
+# --- version 3: history that can be pruned ------------------------------------------------
+
+V3_PRUNABLE_HISTORY: tuple[str, ...] = (
+    # Deleting a run looks up the rejections that name it (ON DELETE SET NULL): without
+    # an index on the child key, every deleted run would scan the whole table.
+    "CREATE INDEX rejections_by_run ON rejections (run_id)",
+    # Old runs are found by start time across both tasks.
+    "CREATE INDEX runs_by_start ON runs (started_s)",
+)

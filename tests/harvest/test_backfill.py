@@ -11,10 +11,18 @@ from keepa_deals.store import (
     BackfillCursor,
     DealStatus,
     count_by_status,
+    finish_run,
     get_cursor,
+    get_int,
+    get_run,
+    recent_runs,
     stale_deals,
+    start_run,
+    transaction,
     zombie_deals,
 )
+from keepa_deals.store.history import PRUNED_AT
+from keepa_deals.store.runs import RunStats
 from tests.harvest.conftest import GENEROUS, START_S, HarnessFactory, run_tokens
 
 
@@ -153,3 +161,20 @@ def test_a_restart_during_a_page_read_is_not_overwritten_by_that_page(
     again = h.backfill()  # the requested pass, pages 0 and 1, well inside the pause
     assert again.stats.tokens_discovery == 10 and again.stats.deals_seen > 150
     assert get_cursor(h.conn) == BackfillCursor(page=0, passes=2)
+
+
+def test_the_backfiller_prunes_old_history_once_a_day(make_harness: HarnessFactory) -> None:
+    """HISTORY_KEEP_S: runs past it go at the backfiller's first run of the day, before
+    any token is spent, and not again until a day has passed."""
+    h = make_harness(history_keep_s=2 * 86_400)
+    with transaction(h.conn):
+        three_days_ago_s = int(START_S) - 3 * 86_400
+        old = start_run(h.conn, "upsert", three_days_ago_s)
+        finish_run(h.conn, old, RunStats(), "done", three_days_ago_s)
+    h.backfill()
+    assert get_run(h.conn, old) is None
+    pruned_at = get_int(h.conn, PRUNED_AT)
+    assert pruned_at is not None and pruned_at >= START_S
+    h.backfill()
+    assert get_int(h.conn, PRUNED_AT) == pruned_at  # once a day
+    assert len(recent_runs(h.conn, task="backfill")) == 2  # today's runs stay

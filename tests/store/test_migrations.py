@@ -75,13 +75,14 @@ def test_a_later_migration_adds_a_column_to_tables_holding_data(conn: sqlite3.Co
         "INSERT INTO runs (task, started_s) VALUES ('upsert', ?), ('backfill', ?)",
         (NOW_S, NOW_S),
     )
-    v3 = Migration(3, "runs remember their host", ("ALTER TABLE runs ADD COLUMN host TEXT",))
-    assert migrate(conn, [*MIGRATIONS, v3]) == [3]
+    later = LATEST_VERSION + 1
+    step = Migration(later, "runs remember their host", ("ALTER TABLE runs ADD COLUMN host TEXT",))
+    assert migrate(conn, [*MIGRATIONS, step]) == [later]
     rows = conn.execute("SELECT task, host FROM runs ORDER BY id").fetchall()
     assert [tuple(r) for r in rows] == [("upsert", None), ("backfill", None)]
-    check_schema(conn, [*MIGRATIONS, v3])
-    # Code that knows only version 2 must not write to it.
-    with pytest.raises(SchemaTooNew, match="version 3 is newer"):
+    check_schema(conn, [*MIGRATIONS, step])
+    # Code that knows only the versions before must not write to it.
+    with pytest.raises(SchemaTooNew, match=f"version {later} is newer"):
         migrate(conn)
 
 
@@ -89,11 +90,14 @@ def test_a_failed_migration_leaves_the_previous_version_untouched(
     conn: sqlite3.Connection,
 ) -> None:
     broken = Migration(
-        3,
+        LATEST_VERSION + 1,
         "half of this works",
         ("CREATE TABLE extra (x INTEGER) STRICT", "ALTER TABLE no_such_table ADD COLUMN y"),
     )
-    failed = r"version 3 \(half of this works\) failed.*stays at version 2"
+    failed = (
+        rf"version {LATEST_VERSION + 1} \(half of this works\) failed"
+        rf".*stays at version {LATEST_VERSION}"
+    )
     with pytest.raises(StoreError, match=failed):
         migrate(conn, [*MIGRATIONS, broken])
     assert schema_version(conn) == LATEST_VERSION

@@ -13,7 +13,6 @@ from keepa_deals.store import (
     find_rejection,
     finish_run,
     has_rejection_at_price,
-    prune_rejections,
     record_rejection,
     rejected_at_prices,
     rejection_record,
@@ -88,14 +87,6 @@ def test_bad_values_are_refused(conn: sqlite3.Connection) -> None:
         rejection(price_cents="12.99")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="stage"):
         rejection(stage="later")
-
-
-def test_old_rejections_can_be_pruned(conn: sqlite3.Connection) -> None:
-    record_rejection(conn, rejection(1_000, NOW_S - 100))
-    record_rejection(conn, rejection(2_000, NOW_S))
-    assert prune_rejections(conn, older_than_s=NOW_S - 50) == 1
-    assert not has_rejection_at_price(conn, "000000000A", 1, 1_000)
-    assert has_rejection_at_price(conn, "000000000A", 1, 2_000)
 
 
 def test_a_verdict_is_remembered_by_the_deal_pages_price(conn: sqlite3.Connection) -> None:
