@@ -76,6 +76,7 @@ bench: install redis
 	$(PY) bench/baseline.py --check
 	$(PY) bench/scaling.py --check
 	$(PY) bench/sqlite_dashboard.py
+	$(PY) bench/history_prune.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -88,10 +88,11 @@ def prune_old_history(ctx: HarvestContext) -> Pruned | None:
     )
     if pruned.runs or pruned.rejections:
         log.info(
-            "backfill: pruned %d runs and %d rejections past HISTORY_KEEP_S=%d",
+            "backfill: pruned %d runs and %d rejections past HISTORY_KEEP_S=%d%s",
             pruned.runs,
             pruned.rejections,
             ctx.settings.history_keep_s,
+            "" if pruned.done else "; more at the next run",
         )
     return pruned
 

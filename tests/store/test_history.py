@@ -109,6 +109,23 @@ def test_many_rows_go_in_batches_until_none_is_left(
     assert not conn.in_transaction
 
 
+def test_a_backlog_is_pruned_a_budget_at_a_time(
+    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A year of runs after an upgrade: each call deletes for at most its budget (here
+    one batch), the day is not counted as pruned until nothing old is left, and the
+    next calls carry on."""
+    monkeypatch.setattr(history, "BATCH_ROWS", 3)
+    for i in range(10):
+        add_run(conn, NOW_S - KEEP_S - 100 + i)
+    assert prune_history(conn, NOW_S, KEEP_S, MEMORY_S, budget_s=0) == Pruned(3, 0, False)
+    assert prune_due(conn, NOW_S)  # not recorded: the next run goes on
+    results = [prune_history(conn, NOW_S, KEEP_S, MEMORY_S, budget_s=0) for _ in range(3)]
+    assert [r.runs for r in results] == [3, 3, 1]
+    assert [r.done for r in results] == [False, False, True]
+    assert run_ids(conn) == [] and not prune_due(conn, NOW_S)
+
+
 def test_pruning_is_due_once_a_day(conn: sqlite3.Connection) -> None:
     assert prune_due(conn, NOW_S)
     prune_history(conn, NOW_S, KEEP_S, MEMORY_S)
