@@ -269,6 +269,7 @@ RULES = [
         "TOKEN_GRANT_TTL_S",
         "45 s",
     ),
+    ({"HISTORY_KEEP_S": "172799"}, "HISTORY_KEEP_S", "at least 172800 (2 days)"),
 ]
 
 
@@ -295,6 +296,8 @@ def test_an_incoherent_combination_is_refused_naming_the_setting(
         {"TOKEN_MIN_SHARE_BACKFILL": "0.99"},
         {"TOKEN_MIN_SHARE_UPSERT": "0.01", "TOKEN_MIN_SHARE_BACKFILL": "0.99"},
         {"TOKEN_GRANT_TTL_S": "45", "KEEPA_CONNECT_TIMEOUT_S": "5", "KEEPA_READ_TIMEOUT_S": "40"},
+        {"HISTORY_KEEP_S": "172800"},
+        {"HISTORY_KEEP_S": "0"},
     ],
 )
 def test_the_limits_themselves_are_allowed(tmp_path: Path, values: dict[str, str]) -> None:
