@@ -69,8 +69,11 @@ def restart_redis_mid_run(stack: FaultStack) -> bool:
         stack.sim.clear_faults()
         died = reconnected_or_died(stack, mark)
         restarting = stack.mark()
-        if stack.supervise():
-            stack.wait_runs_begin(restarting)
+        stack.supervise()
+        # Until both tasks run again: the worker's main process logs the runs cut off
+        # by the restart (their tracebacks) only once it is back, a second or so after
+        # it reconnects; returning sooner let them land in the next test's window.
+        stack.wait_runs_begin(restarting)
     return died
 
 
