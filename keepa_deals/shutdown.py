@@ -1,11 +1,13 @@
 """The worker's warm shutdown, as its pool processes see it.
 
-On SIGTERM (systemd's stop, `keepa-deals run`'s Ctrl-C) Celery's main process stops
-taking tasks and waits for the running ones, but it tells its prefork children nothing:
-a run would go on until it is done, its tokens run out, or HARVEST_MAX_RUN_S (600 s by
-default), and systemd kills it after TimeoutStopSec. So the main process sets this flag
-(Celery's `worker_shutting_down` signal, see celery_app.py), and a run checks it between
-batches and stops there, its grants settled and its lock released.
+On SIGTERM (systemd's stop, `keepa-deals run`'s Ctrl-C), a remote shutdown or the
+SIGHUP restart, Celery's main process stops taking tasks and waits for the running
+ones, but it tells its prefork children nothing: a run would go on until it is done,
+its tokens run out, or HARVEST_MAX_RUN_S (600 s by default), and a supervisor kills it
+first. So the main process sets this flag (on Celery's `worker_shutting_down` signal
+and in a worker bootstep's `close`, see celery_app.py), and a run checks it between
+batches and while it waits for tokens, and stops there (stop reason `shutdown`), its
+grants settled and its lock released.
 
 The flag is one byte of shared anonymous memory, mapped when this module is first
 imported. The worker's main process imports it (through celery_app) before it forks its
