@@ -41,7 +41,7 @@ from keepa_deals.store import (
     set_int,
     transaction,
 )
-from keepa_deals.store.history import Pruned, prune_due, prune_history
+from keepa_deals.store.history import prune_due, prune_history
 from keepa_deals.store.state import BACKFILL_PAGE, updated_at
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def backfill_deals(ctx: HarvestContext | None = None) -> RunSummary:
 
 
 def _backfill(ctx: HarvestContext, run: Run) -> StopReason:
-    prune_old_history(ctx)
+    _prune_old_history(ctx)
     # Its own deals first: the upserter starts with its own, so the two tasks rarely
     # evaluate the same pending deal at the same time.
     process_pending(ctx, run, TASK, source=Source.BACKFILL)
@@ -77,12 +77,12 @@ def _backfill(ctx: HarvestContext, run: Run) -> StopReason:
             return StopReason.DONE  # a pass ended; the next starts after the pause
 
 
-def prune_old_history(ctx: HarvestContext) -> Pruned | None:
+def _prune_old_history(ctx: HarvestContext) -> None:
     """Once a day, free of tokens: runs and rejections past HISTORY_KEEP_S go
-    (store/history.py says what stays). None when it was not due."""
+    (store/history.py says what stays)."""
     now = ctx.now_s()
     if not prune_due(ctx.conn, now):
-        return None
+        return
     pruned = prune_history(
         ctx.conn, now, ctx.settings.history_keep_s, ctx.settings.rejection_memory_s
     )
@@ -94,7 +94,6 @@ def prune_old_history(ctx: HarvestContext) -> Pruned | None:
             ctx.settings.history_keep_s,
             "" if pruned.done else "; more at the next run",
         )
-    return pruned
 
 
 def restart_pass(conn: sqlite3.Connection, now_s: int) -> tuple[BackfillCursor, BackfillCursor]:

@@ -256,6 +256,7 @@ def _ensure_redis_binary(shown: str) -> None:
 def _run_worker(settings: Settings, env: dict[str, str], loglevel: str, every_s: float) -> None:
     argv = [sys.executable, "-m", "keepa_deals", "worker", "--beat", "--loglevel", loglevel]
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    grace_s = shutdown.longest_stop_s(settings)
     child: subprocess.Popen[bytes] | None = None
     interrupted = False
     try:
@@ -271,11 +272,11 @@ def _run_worker(settings: Settings, env: dict[str, str], loglevel: str, every_s:
         interrupted = True
         click.echo(
             "stopping: the worker stops its runs at their next check and releases its locks "
-            f"(at most {shutdown.longest_stop_s(settings):.0f}s; Ctrl-C again to kill it now)"
+            f"(at most {grace_s:.0f}s; Ctrl-C again to kill it now)"
         )
     finally:
         if child is not None:
-            _stop_worker(child, shutdown.longest_stop_s(settings))
+            _stop_worker(child, grace_s)
         client.close()
     if not interrupted and child is not None and child.returncode != 0:
         fail(f"the worker exited with code {child.returncode} (its log is above)", code=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from keepa_deals.errors import (
     TokensUnavailable,
     UnknownTokenClass,
 )
-from keepa_deals.tokens import Grant
+from keepa_deals.tokens import Grant, TokenManager
 from keepa_deals.tokens.manager import TokenStateMissing
 from tests.tokens.conftest import ManagerFactory
 from tests.tokens.model import KeepaBucket
@@ -291,12 +292,11 @@ def test_status_is_json_serialisable_and_complete(make_manager: ManagerFactory) 
     assert back["starvation_bound_s"] is not None
 
 
-def test_status_shows_the_claim_an_entitled_class_holds_between_asks(
-    make_manager: ManagerFactory, clock: ManualClock
-) -> None:
-    """Between two asks an entitled class is not waiting, yet its claim sends others to
-    `yield_to_share`: status() names the claim, so that wait has a visible cause, and
-    drops it once the class stops asking (TOKEN_DEMAND_TTL_S)."""
+def upserter_just_granted(
+    make_manager: ManagerFactory, clock: ManualClock, credit: int, **overrides: Any
+) -> TokenManager:
+    """Balance 10, floor 0, thresholds 1, an upserter with a 40% share that asked for 5
+    a moment ago and holds `credit`: entitled, between two asks, not waiting."""
     tm = make_manager(
         bucket=KeepaBucket(balance=10, now_s=clock.now()),
         deficit_floor=0,
@@ -304,13 +304,24 @@ def test_status_shows_the_claim_an_entitled_class_holds_between_asks(
         threshold_backfill=1,
         min_share_upsert=0.4,
         recharge_gated_classes=(),
+        **overrides,
     )
     now_ms = round(clock.now() * 1000)
-    # Just granted: credit for two more requests of 5, asked a moment ago, not waiting.
     tm.redis.hset(
         tm.keys.token_class("upsert"),
-        mapping={"credit": 10, "last_cost": 5, "last_ask_ms": now_ms},
+        mapping={"credit": credit, "last_cost": 5, "last_ask_ms": now_ms},
     )
+    return tm
+
+
+def test_status_shows_the_claim_an_entitled_class_holds_between_asks(
+    make_manager: ManagerFactory, clock: ManualClock
+) -> None:
+    """Between two asks an entitled class is not waiting, yet its claim sends others to
+    `yield_to_share`: status() names the claim, so that wait has a visible cause, and
+    drops it once the class stops asking (TOKEN_DEMAND_TTL_S)."""
+    # Just granted: credit for two more requests of 5, asked a moment ago, not waiting.
+    tm = upserter_just_granted(make_manager, clock, credit=10)
     refused = tm.try_acquire("backfill", 1)
     # It holds max(1, floor + 5) = 5 for its next request and 5 for the one after.
     assert (refused.granted, refused.reason, refused.target) == (False, "yield_to_share", 11)
@@ -413,20 +424,8 @@ def test_an_entitled_class_is_not_held_back_by_another_ones_reservation(
     classes without credit only. Against an entitled asker it would have won on
     priority in the very moment of that class's first ask and sent it to wait for the
     other's ask to expire, where an ask a millisecond later would have been granted."""
-    tm = make_manager(
-        bucket=KeepaBucket(balance=10, now_s=clock.now()),
-        deficit_floor=0,
-        threshold_upsert=1,
-        threshold_backfill=1,
-        min_share_upsert=0.4,
-        min_share_backfill=0.5,
-        recharge_gated_classes=(),
-    )
-    now_ms = round(clock.now() * 1000)
     # The upserter was just granted: entitled (credit 5 >= its cost 5), not waiting.
-    tm.redis.hset(
-        tm.keys.token_class("upsert"), mapping={"credit": 5, "last_cost": 5, "last_ask_ms": now_ms}
-    )
+    tm = upserter_just_granted(make_manager, clock, credit=5, min_share_backfill=0.5)
     tm.redis.hset(tm.keys.token_class("backfill"), mapping={"credit": 8})
     # Entitled, the backfiller needs max(1, floor + 8) = 8 and leaves 2.
     d = tm.try_acquire("backfill", 8)

@@ -293,7 +293,7 @@ local function decide(ctx, c, cost)
     local d_entitled = entitled(d, d_cost)
     -- A claim between asks holds back only classes without credit: between entitled
     -- classes the one waiting longer goes first, and one not waiting has no wait.
-    local has_claim = is_waiting(ctx, d) or (d_entitled and not c_entitled and asked_lately(ctx, d))
+    local has_claim = claims_now(ctx, d, d_cost) and (not c_entitled or is_waiting(ctx, d))
     if d ~= c and has_claim and precedes(ctx, d, d_cost, c, cost) then
       local d_target
       if d_entitled then
