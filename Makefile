@@ -62,10 +62,10 @@ test: lint typecheck pytest
 
 # Quiet recipe: the command's own first line says whether this is the simulator.
 run: install
-	@$(PY) -m keepa_deals.cli run
+	@$(PY) -m keepa_deals run
 
 simulator: install
-	$(PY) -m keepa_deals.cli simulator
+	$(PY) -m keepa_deals simulator
 
 # Benchmarks are measurements, not tests: results go in docs/benchmarks.md.
 # Every benchmark (about 15 minutes in all); those with a stated goal exit 1 when they

@@ -85,7 +85,7 @@ if [ "$changed" = 1 ]; then run systemctl daemon-reload; fi
 run systemctl enable "${UNITS[@]}"
 # A restart sends SIGTERM to the worker's main process (KillMode=mixed): its runs stop
 # at their next check, settle their grants and release their locks (warm shutdown,
-# keepa_deals/shutdown.py) before the new code starts.
+# keepa_deals/service/shutdown.py) before the new code starts.
 run systemctl restart "${UNITS[@]}"
 
 # Right after a restart the worker is still starting and does not answer pings yet:

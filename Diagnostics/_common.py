@@ -9,9 +9,9 @@ from typing import Any
 import redis
 
 from keepa_deals.config import Settings
-from keepa_deals.durations import duration
 from keepa_deals.errors import ConfigError
-from keepa_deals.redact import install_log_redaction
+from keepa_deals.infra.durations import duration
+from keepa_deals.infra.redact import install_log_redaction
 
 
 def settings() -> Settings:

@@ -9,7 +9,7 @@ import sys
 import redis
 from _common import emit, fmt_s, redis_client, settings
 
-from keepa_deals.service_status import token_status
+from keepa_deals.service.status import token_status
 
 
 def main() -> int:

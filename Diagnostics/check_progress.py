@@ -14,9 +14,9 @@ import sys
 
 from _common import emit, fmt_s, settings
 
-from keepa_deals.doctor import check_locks, check_progress
-from keepa_deals.service_status import db_status
-from keepa_deals.timebase import now_s
+from keepa_deals.service.doctor import check_locks, check_progress
+from keepa_deals.service.status import db_status
+from keepa_deals.service.timebase import now_s
 
 
 def main() -> int:

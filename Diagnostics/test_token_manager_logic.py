@@ -15,9 +15,9 @@ import sys
 import redis
 from _common import redis_client, settings
 
-from keepa_deals.clock import ManualClock
 from keepa_deals.errors import ImpossibleRequest
-from keepa_deals.redis_keys import RedisKeys
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.tokens import TokenManager, TokenPolicy
 
 

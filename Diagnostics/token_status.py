@@ -13,8 +13,8 @@ import redis
 from _common import emit, redis_client, settings
 
 from keepa_deals.errors import KeepaError
-from keepa_deals.keepa_api import KeepaClient
-from keepa_deals.service_status import token_status
+from keepa_deals.keepa.client import KeepaClient
+from keepa_deals.service.status import token_status
 
 
 def main() -> int:

@@ -74,7 +74,7 @@ def settled_state(sim: Any) -> dict[str, Any]:
     """`sim.state()` with every refill due applied to the balances shown.
 
     The simulator's snapshot reads a key's `tokens_left` before `refill_in_ms()` syncs
-    its bucket (keepa_deals/simulator/accounts.py, `Accounts.snapshot`), so the first
+    its bucket (keepa_deals/keepa_sim/accounts.py, `Accounts.snapshot`), so the first
     call shows the balance as of the key's last request, without the refills since;
     a second call at the same simulated time shows the synced balance."""
     sim.state()
@@ -100,14 +100,14 @@ def run_keepa_deals(
     # Imported here: the SQLite benchmark's writer processes need none of this.
     import redis
 
-    from keepa_deals.backfiller import backfill_deals
-    from keepa_deals.clock import ManualClock
     from keepa_deals.config import Settings
-    from keepa_deals.context import HarvestContext
-    from keepa_deals.keepa_api import KeepaClient
-    from keepa_deals.redis_server import RedisServerProcess
-    from keepa_deals.simulator import KeepaSimulator
-    from keepa_deals.upserter import update_recent_deals
+    from keepa_deals.harvest.backfiller import backfill_deals
+    from keepa_deals.harvest.context import HarvestContext
+    from keepa_deals.harvest.upserter import update_recent_deals
+    from keepa_deals.infra.clock import ManualClock
+    from keepa_deals.infra.redis_server import RedisServerProcess
+    from keepa_deals.keepa.client import KeepaClient
+    from keepa_deals.keepa_sim import KeepaSimulator
 
     server = RedisServerProcess().start()
     clock = ManualClock(START_S)

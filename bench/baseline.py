@@ -8,7 +8,7 @@ The baseline is the harvester most people would write: the `keepa` PyPI client
 tokens are back), sequential, polling the same deal query (the packaged default,
 newest first, page 0) every `--poll-min` minutes and fetching `stats`, the history and
 `offers=20` for every deal on the page that it has not fetched before, 100 ASINs a
-request. Each product is then judged by keepa_deals.evaluate's stage-2 `commit()` with
+request. Each product is then judged by keepa_deals.evaluation.stages's stage-2 `commit()` with
 the default settings, so "accepted" is the same rule keepa-deals applies last (the
 baseline never runs the cheaper stages 0 and 1: that is the point of the comparison).
 
@@ -46,11 +46,18 @@ import requests
 from _shared import START_S, machine, run_keepa_deals, settled_state
 from keepa import keepa_sync
 
-from keepa_deals.clock import ManualClock
 from keepa_deals.config import Settings
-from keepa_deals.deal_query import load_deal_query
-from keepa_deals.evaluate import Accepted, PeekPassed, commit, parse_deal, peek, screen_deal
-from keepa_deals.simulator import KeepaSimulator
+from keepa_deals.evaluation.stages import (
+    Accepted,
+    PeekPassed,
+    commit,
+    parse_deal,
+    peek,
+    screen_deal,
+)
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.keepa.deal_query import load_deal_query
+from keepa_deals.keepa_sim import KeepaSimulator
 
 KEY = "benchnaivebaseline0123456789"
 REQUEST_LIMIT = 100  # ASINs per /product request, as the package sends them

@@ -3,7 +3,7 @@
     python bench/harvest_cost.py [--hours 24] [--rate 5] [--catalogue 30000] [--seed 1]
                                  [--json] [--check]
 
-Runs the service's rhythm on `keepa-deals simulate`'s machinery (keepa_deals.simulate):
+Runs the service's rhythm on `keepa-deals simulate`'s machinery (keepa_deals.virtual_time):
 its own redis-server, the Keepa simulator answering in-process on a ManualClock shared
 with the TokenManager and the tasks, and beat's schedule: the upserter every 15 minutes,
 the backfiller every minute. Time moves only between runs and when the TokenManager
@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from keepa_deals.config import Settings
-from keepa_deals.simulate.runner import Simulation
-from keepa_deals.simulate.stack import SimulationStack
+from keepa_deals.virtual_time.runner import Simulation
+from keepa_deals.virtual_time.stack import SimulationStack
 
 GOAL_REJECTED = 1.2
 GOAL_ACCEPTED_OVER_COMMIT = 2.0

@@ -2,7 +2,7 @@
 
     python bench/scaling.py [--rates 5,20,60,300,1000] [--seed 1] [--json] [--check]
 
-For each plan, `keepa-deals simulate`'s machinery (keepa_deals.simulate: the production
+For each plan, `keepa-deals simulate`'s machinery (keepa_deals.virtual_time: the production
 upserter, backfiller and TokenManager in a private Redis, the in-process simulator, a
 virtual clock) runs long enough for a backlog to persist, and reports:
 
@@ -37,10 +37,10 @@ from typing import Any
 
 from harvest_cost import machine  # bench/ is on sys.path when run as a script
 
-from keepa_deals.simulate.metrics import backlog_window, build_report
-from keepa_deals.simulate.options import build_settings
-from keepa_deals.simulate.runner import Simulation, SimulationResult
-from keepa_deals.simulate.stack import SimulationStack
+from keepa_deals.virtual_time.metrics import backlog_window, build_report
+from keepa_deals.virtual_time.options import build_settings
+from keepa_deals.virtual_time.runner import Simulation, SimulationResult
+from keepa_deals.virtual_time.stack import SimulationStack
 
 FEE_FREE = {
     "MIN_PROFIT_CENTS": "0",

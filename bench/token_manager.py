@@ -45,7 +45,7 @@ import redis
 import redis.utils
 
 from keepa_deals.config import Settings
-from keepa_deals.redis_server import RedisServerProcess
+from keepa_deals.infra.redis_server import RedisServerProcess
 from keepa_deals.tokens import TokenManager
 from keepa_deals.tokens.scripts import source
 

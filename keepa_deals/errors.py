@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keepa_deals.redact import redact
+from keepa_deals.infra.redact import redact
 
 if TYPE_CHECKING:
-    from keepa_deals.envelope import TokenEnvelope
+    from keepa_deals.keepa.envelope import TokenEnvelope
 
 
 class KeepaDealsError(Exception):

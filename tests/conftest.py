@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from keepa_deals.redis_server import RedisServerProcess
+from keepa_deals.infra.redis_server import RedisServerProcess
 
 
 @pytest.fixture(scope="session")

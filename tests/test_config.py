@@ -16,8 +16,8 @@ from keepa_deals.config import (
     Var,
     env_example,
 )
-from keepa_deals.deal_query import load_deal_query
 from keepa_deals.errors import ConfigError
+from keepa_deals.keepa.deal_query import load_deal_query
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "SECRETKEY" + "0123456789abcdef" * 3 + "QWERTYUI"

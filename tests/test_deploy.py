@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from keepa_deals.config import Settings
-from keepa_deals.shutdown import longest_stop_s
+from keepa_deals.service.shutdown import longest_stop_s
 
 UNITS = Path(__file__).resolve().parent.parent / "deploy" / "systemd"
 

@@ -8,8 +8,8 @@
 - `pending.py`: evaluating `pending`, oldest first;
 - `repair.py`: zombie repair and stale rescue (backfiller).
 
-The tasks themselves are `keepa_deals.upserter.update_recent_deals` and
-`keepa_deals.backfiller.backfill_deals`.
+The tasks themselves are `keepa_deals.harvest.upserter.update_recent_deals` and
+`keepa_deals.harvest.backfiller.backfill_deals`.
 """
 
 from keepa_deals.harvest.pending import process_pending

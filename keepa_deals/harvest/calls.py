@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from keepa_deals.context import HarvestContext
 from keepa_deals.errors import (
     AcquireStopped,
     BadRequest,
@@ -29,8 +28,9 @@ from keepa_deals.errors import (
     ServerError,
     TokensUnavailable,
 )
+from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.harvest.run import StopReason, StopRun, requested_stop
-from keepa_deals.keepa_api import KeepaReply
+from keepa_deals.keepa.client import KeepaReply
 from keepa_deals.tokens import Grant, TokenManager
 
 DEAL_PAGE_TOKENS = 5

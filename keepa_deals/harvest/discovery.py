@@ -12,8 +12,6 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
 
-from keepa_deals.context import HarvestContext
-from keepa_deals.envelope import TokenEnvelope
 from keepa_deals.errors import KeepaError, KeepaTimeout, MalformedResponse
 from keepa_deals.harvest.calls import (
     DEAL_PAGE_TOKENS,
@@ -23,8 +21,10 @@ from keepa_deals.harvest.calls import (
     stop_reason_for,
     units_admitted,
 )
+from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.harvest.run import Run, StopRun
 from keepa_deals.harvest.triage import known_outcome
+from keepa_deals.keepa.envelope import TokenEnvelope
 from keepa_deals.store import PendingDeal, Source, add_pending, mark_seen
 from keepa_deals.tokens import Grant
 

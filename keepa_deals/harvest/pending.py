@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from keepa_deals.context import HarvestContext
-from keepa_deals.evaluate import PeekPassed, Rejected, Stage, commit, peek
+from keepa_deals.evaluation.stages import PeekPassed, Rejected, Stage, commit, peek
 from keepa_deals.harvest.calls import (
     COMMIT_TOKENS_PER_PRODUCT,
     PEEK_TOKENS_PER_PRODUCT,
     PRODUCTS_PER_REQUEST,
     units_admitted,
 )
+from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.harvest.products import (
     MISSING_FROM_REPLY,
     count_failure,

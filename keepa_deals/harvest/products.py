@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from keepa_deals.context import HarvestContext
 from keepa_deals.errors import KeepaError
-from keepa_deals.evaluate import DealSummary, Rejected, Stage
+from keepa_deals.evaluation.stages import DealSummary, Rejected, Stage
 from keepa_deals.harvest.calls import (
     COMMIT_OFFERS,
     COMMIT_TOKENS_PER_PRODUCT,
@@ -25,8 +24,9 @@ from keepa_deals.harvest.calls import (
     shares,
     stop_reason_for,
 )
+from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.harvest.run import Run, StopRun
-from keepa_deals.keepa_api import ProductReply
+from keepa_deals.keepa.client import ProductReply
 from keepa_deals.store import (
     DealStatus,
     clear_failures,

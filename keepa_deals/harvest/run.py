@@ -15,9 +15,9 @@ from enum import StrEnum
 from typing import Any
 
 from keepa_deals.config import Settings
-from keepa_deals.context import HarvestContext
-from keepa_deals.evaluate import Stage
-from keepa_deals.redact import redact
+from keepa_deals.evaluation.stages import Stage
+from keepa_deals.harvest.context import HarvestContext
+from keepa_deals.infra.redact import redact
 from keepa_deals.store import (
     RunStats,
     finish_run,

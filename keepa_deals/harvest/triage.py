@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from keepa_deals.context import HarvestContext
-from keepa_deals.evaluate import screen_deal
+from keepa_deals.evaluation.stages import screen_deal
+from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.harvest.products import record_verdict
 from keepa_deals.harvest.run import Run
 from keepa_deals.store import (

@@ -22,7 +22,7 @@ from types import TracebackType
 import redis
 from redis.commands.core import Script
 
-from keepa_deals.redis_keys import RedisKeys
+from keepa_deals.infra.redis_keys import RedisKeys
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from keepa_deals.envelope import TokenEnvelope
 from keepa_deals.errors import (
     AcquireStopped,
     ImpossibleRequest,
@@ -28,15 +27,16 @@ from keepa_deals.errors import (
     TokensUnavailable,
     UnknownTokenClass,
 )
-from keepa_deals.redis_keys import RedisKeys
+from keepa_deals.infra.redis_keys import RedisKeys
+from keepa_deals.keepa.envelope import TokenEnvelope
 from keepa_deals.tokens.decision import Decision, Grant
 from keepa_deals.tokens.policy import TokenPolicy
 from keepa_deals.tokens.scripts import TokenScripts
 
 if TYPE_CHECKING:
-    from keepa_deals.clock import Clock
     from keepa_deals.config import Settings
-    from keepa_deals.keepa_api import KeepaClient
+    from keepa_deals.infra.clock import Clock
+    from keepa_deals.keepa.client import KeepaClient
 
 log = logging.getLogger(__name__)
 

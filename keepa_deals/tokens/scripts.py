@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-from keepa_deals.envelope import TokenEnvelope
+from keepa_deals.keepa.envelope import TokenEnvelope
 
 _ENTRY_POINTS = ("acquire", "settle", "status", "recharge")
 

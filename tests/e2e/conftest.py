@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from keepa_deals.redis_server import RedisServerProcess
-from keepa_deals.simulator import KeepaSimulator
+from keepa_deals.infra.redis_server import RedisServerProcess
+from keepa_deals.keepa_sim import KeepaSimulator
 
 SCALE = 60.0  # one wall second is one service minute
 # 3 wall s, renewed every second: a pool process stalled on a loaded machine must not

@@ -38,15 +38,15 @@ from typing import Any
 import redis
 
 from keepa_deals.config import DEFAULT_DEAL_QUERY, Settings
-from keepa_deals.deal_query import load_deal_query
-from keepa_deals.keepa_time import keepa_minutes_to_unix_s, unix_s_to_keepa_minutes
-from keepa_deals.redis_keys import RedisKeys
-from keepa_deals.redis_server import RedisServerProcess
-from keepa_deals.service_status import token_status
-from keepa_deals.simulator import KeepaSimulator
-from keepa_deals.simulator.accounts import fingerprint
-from keepa_deals.simulator.bucket import RefillMode, TokenBucket
-from keepa_deals.simulator.selection import parse_selection
+from keepa_deals.infra.redis_keys import RedisKeys
+from keepa_deals.infra.redis_server import RedisServerProcess
+from keepa_deals.keepa.deal_query import load_deal_query
+from keepa_deals.keepa.keepa_time import keepa_minutes_to_unix_s, unix_s_to_keepa_minutes
+from keepa_deals.keepa_sim import KeepaSimulator
+from keepa_deals.keepa_sim.accounts import fingerprint
+from keepa_deals.keepa_sim.bucket import RefillMode, TokenBucket
+from keepa_deals.keepa_sim.selection import parse_selection
+from keepa_deals.service.status import token_status
 from keepa_deals.store import PendingDeal, Source
 from tests.e2e.conftest import KEY, SharedScaledTime, Stack, wait_for
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from keepa_deals.celery_app import make_app
 from keepa_deals.config import Settings
+from keepa_deals.service.celery_app import make_app
 from tests.e2e.conftest import wait_for
 from tests.faults.conftest import (
     SCALE,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from keepa_deals.simulator.accounts import KeyStatus
+from keepa_deals.keepa_sim.accounts import KeyStatus
 from tests.e2e.conftest import KEY, wait_for
 from tests.faults.conftest import FaultStack, Mark, check_invariants, running_stack
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from keepa_deals.celery_app import BACKFILL_TASK, UPSERT_TASK
 from keepa_deals.config import DEFAULT_DEAL_QUERY
+from keepa_deals.service.celery_app import BACKFILL_TASK, UPSERT_TASK
 from tests.e2e.conftest import KEY, wait_for
 from tests.faults.conftest import (
     FaultStack,

@@ -18,18 +18,18 @@ from typing import Any
 import pytest
 import redis
 
-from keepa_deals.backfiller import backfill_deals
-from keepa_deals.clock import ManualClock
 from keepa_deals.config import DEFAULT_DEAL_QUERY, Settings
-from keepa_deals.context import HarvestContext
 from keepa_deals.harvest import RunSummary
-from keepa_deals.keepa_api import KeepaClient
-from keepa_deals.keepa_time import unix_s_to_keepa_minutes
-from keepa_deals.redis_server import RedisServerProcess
-from keepa_deals.simulator import KeepaSimulator
-from keepa_deals.simulator.deals import WINDOW_MIN
+from keepa_deals.harvest.backfiller import backfill_deals
+from keepa_deals.harvest.context import HarvestContext
+from keepa_deals.harvest.upserter import update_recent_deals
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.infra.redis_server import RedisServerProcess
+from keepa_deals.keepa.client import KeepaClient
+from keepa_deals.keepa.keepa_time import unix_s_to_keepa_minutes
+from keepa_deals.keepa_sim import KeepaSimulator
+from keepa_deals.keepa_sim.deals import WINDOW_MIN
 from keepa_deals.store import connect_readonly
-from keepa_deals.upserter import update_recent_deals
 
 KEY = "harvesttestkey0123456789"
 START_S = 1_767_225_600.0  # 2026-01-01 00:00 UTC

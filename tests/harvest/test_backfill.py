@@ -54,7 +54,7 @@ def test_story_22_an_empty_result_restarts_the_pass_instead_of_stopping(
     assert get_cursor(h.conn) == BackfillCursor(page=0, passes=3)
     # The same database with a query that matches: the cursor is not stuck.
     ctx = h.context(deal_query_path=h.make_query({}))
-    from keepa_deals.backfiller import backfill_deals
+    from keepa_deals.harvest.backfiller import backfill_deals
 
     found = backfill_deals(ctx)
     assert found.stats.deals_seen > 0
@@ -118,7 +118,7 @@ def test_stale_deals_get_a_one_token_refresh_before_they_expire(
 def test_an_operator_restart_starts_a_fresh_pass_at_once_not_after_the_pause(
     make_harness: HarnessFactory,
 ) -> None:
-    from keepa_deals.backfiller import restart_pass
+    from keepa_deals.harvest.backfiller import restart_pass
 
     h = make_harness(backfill_pass_pause_s=3600)
     h.backfill()
@@ -139,7 +139,7 @@ def test_an_operator_restart_starts_a_fresh_pass_at_once_not_after_the_pause(
 def test_a_restart_during_a_page_read_is_not_overwritten_by_that_page(
     make_harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from keepa_deals import backfiller
+    from keepa_deals.harvest import backfiller
     from keepa_deals.harvest.discovery import PageReader
     from keepa_deals.store import set_cursor
 

@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from keepa_deals.backfiller import backfill_deals
-from keepa_deals.context import HarvestContext
+from keepa_deals.harvest.backfiller import backfill_deals
+from keepa_deals.harvest.context import HarvestContext
+from keepa_deals.harvest.upserter import update_recent_deals
 from keepa_deals.store import (
     MIGRATIONS,
     SchemaDrift,
@@ -17,7 +18,6 @@ from keepa_deals.store import (
     migrate,
     top_deals,
 )
-from keepa_deals.upserter import update_recent_deals
 from tests.harvest.conftest import GENEROUS, START_S, HarnessFactory, run_tokens
 
 

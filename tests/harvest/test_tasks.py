@@ -10,18 +10,18 @@ from typing import Any
 
 import pytest
 
-from keepa_deals.clock import ManualClock
 from keepa_deals.config import Settings
-from keepa_deals.context import HarvestContext
-from keepa_deals.deal_query import InvalidDealQuery
 from keepa_deals.errors import ConfigError
 from keepa_deals.harvest import RunSummary
-from keepa_deals.keepa_api import DealPage
-from keepa_deals.redis_server import RedisServerProcess
-from keepa_deals.simulator import KeepaSimulator
+from keepa_deals.harvest.context import HarvestContext
+from keepa_deals.harvest.upserter import update_recent_deals
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.infra.redis_server import RedisServerProcess
+from keepa_deals.keepa.client import DealPage
+from keepa_deals.keepa.deal_query import InvalidDealQuery
+from keepa_deals.keepa_sim import KeepaSimulator
 from keepa_deals.store import get_run
 from keepa_deals.tokens.manager import STOP_CHECK_S
-from keepa_deals.upserter import update_recent_deals
 from tests.harvest.conftest import KEY, START_S, HarnessFactory, accounted_asins
 
 

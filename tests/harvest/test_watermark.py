@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import threading
 
-from keepa_deals.keepa_time import keepa_minutes_to_unix_s
+from keepa_deals.harvest.upserter import update_recent_deals
+from keepa_deals.keepa.keepa_time import keepa_minutes_to_unix_s
 from keepa_deals.store import advance_watermark, get_watermark, transaction
-from keepa_deals.upserter import update_recent_deals
 from tests.harvest.conftest import (
     START_S,
     HarnessFactory,

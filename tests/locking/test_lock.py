@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from keepa_deals.infra.redis_keys import RedisKeys
+from keepa_deals.infra.redis_server import RedisServerProcess
 from keepa_deals.locking import TaskLock
-from keepa_deals.redis_keys import RedisKeys
-from keepa_deals.redis_server import RedisServerProcess
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ HOLDER_TTL_S = 1.5  # see test_heartbeat_keeps_a_live_lock_past_its_ttl
 HOLDER = """
 import sys, time, redis
 from keepa_deals.locking import TaskLock
-from keepa_deals.redis_keys import RedisKeys
+from keepa_deals.infra.redis_keys import RedisKeys
 lock = TaskLock(
     redis.Redis.from_url(sys.argv[1]), RedisKeys(sys.argv[2]), "upsert", ttl_s=float(sys.argv[3])
 )

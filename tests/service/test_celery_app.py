@@ -1,9 +1,9 @@
-"""The Celery wiring issue 5 asks for (`keepa_deals.celery_app`, `celery_config`).
+"""The Celery wiring issue 5 asks for (`keepa_deals.service.celery_app`, `celery_config`).
 
 Broker and results in REDIS_URL under `{KEEPA_REDIS_PREFIX}celery:`, the two task names
 on their own queues, beat's schedule with one interval's expiry, the worker's limits,
 all converted from service time to wall time by KEEPA_TIME_SCALE, and kombu's Redis
-transport replaced by keepa_deals.broker_transport.
+transport replaced by keepa_deals.service.broker_transport.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from celery.app.utils import find_app
 from celery.beat import Scheduler
 from kombu.connection import Connection as _Connection
 
-from keepa_deals import broker_transport, celery_app
-from keepa_deals.celery_app import (
+from keepa_deals.config import Settings
+from keepa_deals.infra.redis_server import RedisServerProcess
+from keepa_deals.service import broker_transport, celery_app
+from keepa_deals.service.celery_app import (
     BACKFILL_QUEUE,
     BACKFILL_TASK,
     UPSERT_QUEUE,
@@ -31,9 +33,7 @@ from keepa_deals.celery_app import (
     celery_settings,
     make_app,
 )
-from keepa_deals.config import Settings
-from keepa_deals.redis_server import RedisServerProcess
-from keepa_deals.timebase import wall_s
+from keepa_deals.service.timebase import wall_s
 
 URL = "redis://127.0.0.1:6390/4"  # never connected to, except where a test says so
 ORIGIN_S = 1_767_225_600.0
@@ -146,7 +146,7 @@ def test_on_a_real_redis_every_celery_key_is_under_the_prefix(
 
 def test_make_app_registers_both_tasks_from_keepa_deals_tasks(new_app: AppFactory) -> None:
     app = new_app(Settings(redis_url=URL))
-    assert "keepa_deals.tasks" in app.conf.include
+    assert "keepa_deals.service.tasks" in app.conf.include
     app.loader.import_default_modules()  # what a worker does at start-up
     assert our_tasks(app) == {UPSERT_TASK, BACKFILL_TASK}
     assert UPSERT_TASK == "keepa_deals.update_recent_deals"
@@ -154,7 +154,7 @@ def test_make_app_registers_both_tasks_from_keepa_deals_tasks(new_app: AppFactor
 
 
 def test_the_module_app_has_both_tasks_once_tasks_is_imported() -> None:
-    tasks = importlib.import_module("keepa_deals.tasks")
+    tasks = importlib.import_module("keepa_deals.service.tasks")
     assert our_tasks(celery_app.app) == {UPSERT_TASK, BACKFILL_TASK}
     for task, name in (
         (tasks.update_recent_deals, UPSERT_TASK),
@@ -321,7 +321,7 @@ def test_make_app_installs_the_broker_transport(
     url: str, new_app: AppFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """From kombu's own mapping (as before anything installed ours), make_app() makes a
-    redis:// or rediss:// broker resolve to keepa_deals.broker_transport.Transport."""
+    redis:// or rediss:// broker resolve to keepa_deals.service.broker_transport.Transport."""
     monkeypatch.setitem(
         kombu.transport.TRANSPORT_ALIASES, "redis", "kombu.transport.redis:Transport"
     )
@@ -345,7 +345,7 @@ def test_make_app_installs_the_broker_transport(
 
 def test_celery_config_exposes_the_app_with_both_tasks() -> None:
     module = importlib.import_module("celery_config")
-    importlib.import_module("keepa_deals.tasks")  # what the worker's `include` imports
+    importlib.import_module("keepa_deals.service.tasks")  # what the worker's `include` imports
     assert isinstance(module.app, Celery)
     assert module.app is celery_app.app
     assert our_tasks(module.app) == {UPSERT_TASK, BACKFILL_TASK}

@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from keepa_deals.celery_app import make_app
 from keepa_deals.config import Settings
-from keepa_deals.keepa_api import KeepaClient
-from keepa_deals.redis_keys import RedisKeys
-from keepa_deals.redis_server import RedisServerProcess, free_port
-from keepa_deals.simulator import KeepaSimulator
+from keepa_deals.infra.redis_keys import RedisKeys
+from keepa_deals.infra.redis_server import RedisServerProcess, free_port
+from keepa_deals.keepa.client import KeepaClient
+from keepa_deals.keepa_sim import KeepaSimulator
+from keepa_deals.service.celery_app import make_app
 from keepa_deals.store import RunStats, finish_run, open_store, start_run
 from keepa_deals.tokens import TokenManager
 from tests.e2e.conftest import stop_group

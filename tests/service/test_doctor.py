@@ -17,10 +17,12 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from keepa_deals import doctor
 from keepa_deals.cli import main
 from keepa_deals.config import Settings
-from keepa_deals.doctor import (
+from keepa_deals.infra.redis_keys import RedisKeys
+from keepa_deals.infra.redis_server import RedisServerProcess
+from keepa_deals.service import doctor
+from keepa_deals.service.doctor import (
     LOCK_CONFIRM_S,
     STALL_AFTER_S,
     check_locks,
@@ -28,10 +30,8 @@ from keepa_deals.doctor import (
     run_doctor,
     run_overdue_after_s,
 )
-from keepa_deals.preflight import Check
-from keepa_deals.redis_keys import RedisKeys
-from keepa_deals.redis_server import RedisServerProcess
-from keepa_deals.service_status import db_status
+from keepa_deals.service.preflight import Check
+from keepa_deals.service.status import db_status
 from keepa_deals.store import (
     transaction,
     upsert_deal,

@@ -11,9 +11,9 @@ from typing import Any
 import redis
 
 from keepa_deals.config import Settings
-from keepa_deals.redis_keys import RedisKeys
-from keepa_deals.redis_server import RedisServerProcess
-from keepa_deals.service_status import db_status, gather, lock_status
+from keepa_deals.infra.redis_keys import RedisKeys
+from keepa_deals.infra.redis_server import RedisServerProcess
+from keepa_deals.service.status import db_status, gather, lock_status
 from keepa_deals.store import (
     advance_watermark,
     transaction,

@@ -1,4 +1,4 @@
-"""The task wrapper's lock paths (`keepa_deals.tasks.run_locked`), on a real Redis.
+"""The task wrapper's lock paths (`keepa_deals.service.tasks.run_locked`), on a real Redis.
 
 A run that finds its task's lock held returns at once, spends nothing, writes no run
 row and logs who holds the lock (issue 5). A run that stops for tokens gives its lock
@@ -20,19 +20,19 @@ from typing import Any
 import pytest
 import redis
 
-from keepa_deals import shutdown, tasks
-from keepa_deals.backfiller import backfill_deals
 from keepa_deals.config import Settings
-from keepa_deals.context import HarvestContext
 from keepa_deals.errors import TokensUnavailable
 from keepa_deals.harvest import RunSummary
+from keepa_deals.harvest.backfiller import backfill_deals
+from keepa_deals.harvest.context import HarvestContext
+from keepa_deals.harvest.upserter import update_recent_deals
+from keepa_deals.infra.redis_keys import RedisKeys
+from keepa_deals.infra.redis_server import RedisServerProcess
+from keepa_deals.keepa_sim import KeepaSimulator
 from keepa_deals.locking import TaskLock
 from keepa_deals.locking.lock import read_holder
-from keepa_deals.redis_keys import RedisKeys
-from keepa_deals.redis_server import RedisServerProcess
-from keepa_deals.simulator import KeepaSimulator
+from keepa_deals.service import shutdown, tasks
 from keepa_deals.store import open_from_settings
-from keepa_deals.upserter import update_recent_deals
 from tests.harvest.conftest import KEY
 
 OTHER_OWNER = "otherhost:4242:deadbeef"  # another worker's owner token (host:pid:random)
@@ -127,7 +127,7 @@ def test_a_run_that_finds_its_lock_held_returns_at_once_and_spends_nothing(
     settings = migrated
     hold(redis_client, settings, task)
     run = Recorder(task, redis_client)
-    caplog.set_level(logging.INFO, logger="keepa_deals.tasks")
+    caplog.set_level(logging.INFO, logger="keepa_deals.service.tasks")
     before = heartbeats()
 
     started = time.monotonic()
@@ -146,7 +146,7 @@ def test_a_run_that_finds_its_lock_held_returns_at_once_and_spends_nothing(
     messages = [
         r.getMessage()
         for r in caplog.records
-        if r.name == "keepa_deals.tasks" and r.levelno == logging.INFO
+        if r.name == "keepa_deals.service.tasks" and r.levelno == logging.INFO
     ]
     assert len(messages) == 1, messages
     pattern = rf"{task}: skipped, the lock is held by {OTHER_OWNER} \((59|60)s left\)"
@@ -160,7 +160,7 @@ def test_a_lock_held_by_a_live_task_lock_names_that_owner(
     other = TaskLock(redis_client, RedisKeys(migrated.redis_prefix), "backfill", ttl_s=30)
     assert other.acquire()
     try:
-        caplog.set_level(logging.INFO, logger="keepa_deals.tasks")
+        caplog.set_level(logging.INFO, logger="keepa_deals.service.tasks")
         result = tasks.run_locked("backfill", backfill_deals, migrated)
         assert result == {"task": "backfill", "skipped": "locked", "holder": other.owner}
         assert any(other.owner in r.getMessage() for r in caplog.records)

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from keepa_deals.keepa_time import unix_s_to_keepa_minutes
+from keepa_deals.keepa.keepa_time import unix_s_to_keepa_minutes
 from keepa_deals.store import (
     PendingDeal,
     Source,

@@ -10,10 +10,10 @@ import fakeredis
 import pytest
 import redis
 
-from keepa_deals.clock import ManualClock
 from keepa_deals.config import Settings
-from keepa_deals.redis_keys import RedisKeys
-from keepa_deals.redis_server import RedisServerProcess
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.infra.redis_keys import RedisKeys
+from keepa_deals.infra.redis_server import RedisServerProcess
 from keepa_deals.tokens import TokenManager, TokenPolicy
 from tests.tokens.model import KeepaBucket
 

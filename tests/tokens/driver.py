@@ -12,8 +12,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from keepa_deals.clock import ManualClock
 from keepa_deals.errors import ImpossibleRequest
+from keepa_deals.infra.clock import ManualClock
 from keepa_deals.tokens import Grant, TokenManager
 from tests.tokens.model import KeepaBucket
 

@@ -32,10 +32,10 @@ import pytest
 import redis
 from redis.commands.core import Script
 
-from keepa_deals.clock import ManualClock
 from keepa_deals.config import Settings
-from keepa_deals.redis_keys import RedisKeys
-from keepa_deals.redis_server import RedisServerProcess
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.infra.redis_keys import RedisKeys
+from keepa_deals.infra.redis_server import RedisServerProcess
 from keepa_deals.tokens import Grant, TokenManager, TokenPolicy
 
 PROCS = 8

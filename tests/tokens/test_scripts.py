@@ -9,10 +9,10 @@ import pytest
 import redis
 from redis.exceptions import NoScriptError
 
-from keepa_deals.clock import ManualClock
 from keepa_deals.config import Settings
-from keepa_deals.envelope import TokenEnvelope
-from keepa_deals.redis_keys import RedisKeys
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.infra.redis_keys import RedisKeys
+from keepa_deals.keepa.envelope import TokenEnvelope
 from keepa_deals.tokens import TokenManager, TokenPolicy
 from keepa_deals.tokens.scripts import TokenScripts, source
 from tests.tokens.conftest import ManagerFactory

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from keepa_deals.clock import ManualClock
 from keepa_deals.config import Settings
-from keepa_deals.keepa_api import KeepaClient
-from keepa_deals.redis_server import RedisServerProcess
-from keepa_deals.simulator import KeepaSimulator
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.infra.redis_server import RedisServerProcess
+from keepa_deals.keepa.client import KeepaClient
+from keepa_deals.keepa_sim import KeepaSimulator
 from keepa_deals.tokens import TokenManager
 
 KEY = "sync-test-key-5d1e8a"

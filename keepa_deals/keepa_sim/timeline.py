@@ -1,0 +1,288 @@
+"""When products change and what they cost afterwards, as pure functions of time.
+
+Time is cut into cycles of the product's cadence (12 h to 4 days, counted from the
+Keepa epoch). In each cycle a product changes at most once, at a minute drawn from
+hash(product, cycle); whether it changes at all is drawn the same way. So:
+
+- a product's state at any minute is the state of its latest change, found by looking
+  back a cycle or two (`latest`);
+- everything that changed in a time window is found per cadence class from a per-cycle
+  table sorted by minute (`window`), built once per cycle and shared by all queries.
+
+A change redraws the product's used, new and Amazon prices around their long-run
+levels: most stay near the level, a `drop_probability` share drop 18-65 % below it.
+Averages are closed-form (the level times the expected multiplier, with a small
+per-window wobble), so the deal record and the product's `stats` agree exactly.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import NamedTuple
+
+from keepa_deals.keepa_sim.catalogue import (
+    CADENCES_MIN,
+    Catalogue,
+    ProductProfile,
+    event_threshold,
+)
+from keepa_deals.keepa_sim.hashing import MASK64, fmix, lerp, unit
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_LOOKBACK_CYCLES = 64
+_MAX_TABLES = 64
+_MAX_STATES = 100_000
+
+# Price types a simulated product has data for, in the order records store them.
+DATA_TYPES = (0, 1, 2, 3, 11, 12, 16, 17)
+SLOT = {price_type: slot for slot, price_type in enumerate(DATA_TYPES)}
+USED_DROP = (0.35, 0.82)
+USED_NORMAL = (0.92, 1.30)
+NEW_DROP = (0.55, 0.88)
+NEW_NORMAL = (0.95, 1.20)
+RANK_MEAN = 1.082  # E[2 ** U(-1, 1)]
+_INV16 = 1.0 / 65536
+_USED_DROP_LW = (USED_DROP[0], USED_DROP[1] - USED_DROP[0])
+_USED_NORMAL_LW = (USED_NORMAL[0], USED_NORMAL[1] - USED_NORMAL[0])
+_NEW_DROP_LW = (NEW_DROP[0], NEW_DROP[1] - NEW_DROP[0])
+_NEW_NORMAL_LW = (NEW_NORMAL[0], NEW_NORMAL[1] - NEW_NORMAL[0])
+_USED_GONE_16 = int(0.03 * 65536)  # a change leaves no used offer 3 % of the time
+_NEW_GONE_16 = int(0.02 * 65536)
+_AMAZON_GONE_16 = int(0.2 * 65536)  # Amazon is out of stock after 20 % of changes
+N_PRICE_TYPES = 36
+
+
+def _array_template(missing: str) -> str:
+    """A JSON array indexed by price type, `{slot}` where a simulated product has data.
+    Formatting 8 values into it is far cheaper than serialising 36."""
+    cells = (
+        "{%d}" % SLOT[i] if i in SLOT else missing  # noqa: UP031 - a format template
+        for i in range(N_PRICE_TYPES)
+    )
+    return "[" + ",".join(cells) + "]"
+
+
+NO_DATA_ARRAY = _array_template("-1")  # .format(*values in DATA_TYPES order)
+NO_CHANGE_ARRAY = _array_template("0")
+NULL_ARRAY = _array_template("null")
+
+
+class EventState(NamedTuple):
+    """A product's values from one change until the next (-1: no offer / no rank)."""
+
+    time_km: int
+    cycle: int
+    amazon: int
+    new: int
+    used: int
+    rank: int
+    count_new: int
+    count_used: int
+
+    def values(self, profile: ProductProfile) -> tuple[int, ...]:
+        """The values in DATA_TYPES order."""
+        return (
+            self.amazon,
+            self.new,
+            self.used,
+            self.rank,
+            self.count_new,
+            self.count_used,
+            profile.rating if profile.rating else -1,
+            profile.review_count if profile.review_count else -1,
+        )
+
+
+def _mean(low_high: tuple[float, float]) -> float:
+    return (low_high[0] + low_high[1]) / 2
+
+
+class Timeline:
+    def __init__(
+        self, catalogue: Catalogue, drop_probability: float = 0.5, change_rate: float = 1.0
+    ) -> None:
+        """`change_rate` scales how often products change (and so the deals an hour)."""
+        if not 0.0 <= drop_probability <= 1.0:
+            raise ValueError("drop_probability must be within 0..1")
+        if change_rate <= 0:
+            raise ValueError("change_rate must be positive")
+        self.catalogue = catalogue
+        self.drop_probability = drop_probability
+        self._used_mean = (1 - drop_probability) * _mean(USED_NORMAL) + drop_probability * _mean(
+            USED_DROP
+        )
+        new_drop = drop_probability * 0.6
+        self._new_mean = (1 - new_drop) * _mean(NEW_NORMAL) + new_drop * _mean(NEW_DROP)
+        self._drop_16 = int(drop_probability * 65536)
+        self._new_drop_16 = int(drop_probability * 0.6 * 65536)
+        self._thresholds = [event_threshold(k) for k in catalogue.keys]
+        self._members: list[list[int]] = [[] for _ in range(4)]
+        for index, cadence in enumerate(catalogue.cadence_index):
+            self._members[cadence].append(index)
+        self._periods = tuple(max(60, round(p / change_rate)) for p in CADENCES_MIN)
+        self._tables: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+        self._states: dict[tuple[int, int], EventState] = {}
+        self._averages: dict[tuple[int, int], tuple[int, ...]] = {}
+
+    # --- schedule ---------------------------------------------------------------
+
+    def _change_minute(self, index: int, cycle: int, period: int) -> int | None:
+        h = fmix((self.catalogue.keys[index] + cycle * _GOLDEN) & MASK64)
+        if (h & 0xFFFF) >= self._thresholds[index]:
+            return None
+        return cycle * period + (h >> 16) % period
+
+    def latest(self, index: int, now_km: int) -> tuple[int, int] | None:
+        """(minute, cycle) of the product's latest change at or before `now_km`."""
+        period = self._periods[self.catalogue.cadence_index[index]]
+        cycle = now_km // period
+        for _ in range(_LOOKBACK_CYCLES):
+            minute = self._change_minute(index, cycle, period)
+            if minute is not None and minute <= now_km:
+                return minute, cycle
+            cycle -= 1
+        return None
+
+    def changes(self, index: int, after_km: int, until_km: int) -> list[tuple[int, int]]:
+        """(minute, cycle) of the product's changes in (after_km, until_km], oldest first."""
+        period = self._periods[self.catalogue.cadence_index[index]]
+        found = []
+        for cycle in range(after_km // period, until_km // period + 1):
+            minute = self._change_minute(index, cycle, period)
+            if minute is not None and after_km < minute <= until_km:
+                found.append((minute, cycle))
+        return found
+
+    def _table(self, cadence: int, cycle: int) -> tuple[list[int], list[int]]:
+        key = (cadence, cycle)
+        table = self._tables.get(key)
+        if table is None:
+            period = self._periods[cadence]
+            rows = []
+            for index in self._members[cadence]:
+                minute = self._change_minute(index, cycle, period)
+                if minute is not None:
+                    rows.append((minute, index))
+            rows.sort()
+            table = ([m for m, _ in rows], [i for _, i in rows])
+            if len(self._tables) >= _MAX_TABLES:
+                self._tables.pop(next(iter(self._tables)))
+            self._tables[key] = table
+        return table
+
+    def window(self, after_km: int, until_km: int) -> list[tuple[int, int, int]]:
+        """(minute, product, cycle) of every change in (after_km, until_km], oldest first."""
+        found: list[tuple[int, int, int]] = []
+        for cadence, period in enumerate(self._periods):
+            for cycle in range(after_km // period, until_km // period + 1):
+                minutes, products = self._table(cadence, cycle)
+                lo = bisect.bisect_right(minutes, after_km)
+                hi = bisect.bisect_right(minutes, until_km)
+                found.extend(zip(minutes[lo:hi], products[lo:hi], [cycle] * (hi - lo), strict=True))
+        found.sort()
+        return found
+
+    # --- values -----------------------------------------------------------------
+
+    def state(self, index: int, minute: int, cycle: int) -> EventState:
+        key = (index, cycle)
+        cached = self._states.get(key)
+        if cached is not None:
+            return cached
+        p = self.catalogue.profile(index)
+        # Hot path (a /product of 100 builds thousands): 16-bit draws compared as ints.
+        h = fmix(((p.key ^ 0x5EED5EED) + cycle * _GOLDEN) & MASK64)
+        g = fmix(h ^ 0x1234)
+        spread = fmix(g ^ 0x4321)
+        if p.used_base_cents == 0 or (h >> 16) & 0xFFFF < _USED_GONE_16:
+            used = -1
+        else:
+            low, width = _USED_DROP_LW if h & 0xFFFF < self._drop_16 else _USED_NORMAL_LW
+            used = round(p.used_base_cents * (low + width * ((h >> 32) & 0xFFFF) * _INV16)) or 1
+        if g & 0xFFFF < _NEW_GONE_16:
+            new = -1
+        else:
+            low, width = _NEW_DROP_LW if h >> 48 < self._new_drop_16 else _NEW_NORMAL_LW
+            new = round(p.new_base_cents * (low + width * ((g >> 16) & 0xFFFF) * _INV16)) or 1
+        amazon = new if p.amazon_sells and (g >> 32) & 0xFFFF >= _AMAZON_GONE_16 else -1
+        rank = -1
+        if p.rank_base > 0:
+            rank = int(p.rank_base * 2 ** ((g >> 48) * _INV16 * 2 - 1)) or 1
+        count_used = 0
+        if used > 0:
+            count_used = int(p.used_count_base * (0.6 + 0.8 * (spread & 0xFFFF) * _INV16)) or 1
+        count_new = 0
+        if new > 0:
+            count_new = int(p.new_count_base * (0.6 + 0.8 * ((spread >> 16) & 0xFFFF) * _INV16))
+            count_new = count_new or 1
+        state = EventState(minute, cycle, amazon, new, used, rank, count_new, count_used)
+        if len(self._states) >= _MAX_STATES:
+            self._states.clear()
+        self._states[key] = state
+        return state
+
+    def baseline(self, index: int) -> EventState:
+        """The state before any change we can find: the long-run levels."""
+        p = self.catalogue.profile(index)
+        used = p.used_base_cents or -1
+        return EventState(
+            p.tracking_since_km,
+            -1,
+            p.new_base_cents if p.amazon_sells else -1,
+            p.new_base_cents,
+            used,
+            p.rank_base,
+            p.new_count_base,
+            p.used_count_base if used > 0 else 0,
+        )
+
+    def state_at(self, index: int, now_km: int) -> EventState:
+        found = self.latest(index, now_km)
+        if found is None:
+            return self.baseline(index)
+        return self.state(index, found[0], found[1])
+
+    def previous(self, index: int, state: EventState) -> EventState:
+        """The state the product was in before `state` began."""
+        return self.state_at(index, state.time_km - 1)
+
+    def last_update(self, index: int, now_km: int) -> int:
+        """Keepa refreshes a product on its own cadence, and at every change."""
+        p = self.catalogue.profile(index)
+        period = p.refresh_min
+        refreshed = now_km - (now_km - p.refresh_phase_min) % period
+        found = self.latest(index, now_km)
+        return max(refreshed, found[0] if found else p.tracking_since_km)
+
+    def averages_by_days(self, index: int, days: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+        return tuple(self.averages(index, d) for d in days)
+
+    def averages(self, index: int, days: int) -> tuple[int, ...]:
+        """Weighted mean over the last `days` days, in DATA_TYPES order (-1: no data)."""
+        found = self._averages.get((index, days))
+        if found is None:
+            if len(self._averages) >= _MAX_STATES:
+                self._averages.clear()
+            found = self._averages[(index, days)] = self._average(index, days)
+        return found
+
+    def _average(self, index: int, days: int) -> tuple[int, ...]:
+        p = self.catalogue.profile(index)
+        wobble = fmix(((p.key ^ 0xA76) + days * _GOLDEN) & MASK64)
+        new = round(p.new_base_cents * self._new_mean * lerp(0.94, 1.06, unit(wobble, 0)))
+        used = -1
+        if p.used_base_cents:
+            used = round(p.used_base_cents * self._used_mean * lerp(0.94, 1.06, unit(wobble, 16)))
+        rank = -1
+        if p.rank_base > 0:
+            rank = round(p.rank_base * RANK_MEAN * lerp(0.94, 1.06, unit(wobble, 32)))
+        return (
+            new if p.amazon_sells else -1,
+            new,
+            used,
+            rank,
+            p.new_count_base,
+            p.used_count_base if p.used_base_cents else 0,
+            p.rating if p.rating else -1,
+            p.review_count if p.review_count else -1,
+        )

@@ -1,0 +1,91 @@
+"""Start-up checks: each impossible or broken setting stops the process with one line.
+
+`worker`, `beat` and `run` call `preflight()` before starting Celery; `doctor` runs the
+same checks and more, and reports every result instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import redis
+
+from keepa_deals.config import Settings, mask_url_password
+from keepa_deals.errors import KeepaDealsError
+from keepa_deals.infra.redis_check import check_eviction
+from keepa_deals.keepa.deal_query import load_deal_query
+from keepa_deals.store import open_from_settings
+
+Outcome = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    outcome: Outcome
+    detail: str
+
+
+class PreflightFailed(KeepaDealsError):
+    def __init__(self, check: Check) -> None:
+        super().__init__(f"{check.name}: {check.detail}")
+        self.check = check
+
+
+def check_deal_query(settings: Settings) -> Check:
+    try:
+        load_deal_query(settings.deal_query_path)
+    except KeepaDealsError as exc:
+        return Check("deal query", "fail", str(exc))
+    return Check("deal query", "ok", str(settings.deal_query_path))
+
+
+def check_redis(settings: Settings) -> Check:
+    where = mask_url_password(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+        eviction = check_eviction(client)
+    except redis.RedisError as exc:
+        return Check("redis", "fail", f"unreachable at {where}: {exc}")
+    finally:
+        client.close()
+    verdicts: dict[str, Outcome] = {"ok": "ok", "warn": "warn", "refuse": "fail"}
+    outcome = verdicts[eviction.verdict]
+    return Check("redis", outcome, f"{where}: {eviction.message}")
+
+
+def check_database(settings: Settings) -> Check:
+    """Creates or migrates the database: every process that writes runs this first."""
+    try:
+        settings.deals_db_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = open_from_settings(settings)
+    except (KeepaDealsError, sqlite3.Error, OSError) as exc:
+        return Check("database", "fail", f"{settings.deals_db_path}: {exc}")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        conn.close()
+    return Check("database", "ok", f"{settings.deals_db_path} (schema v{version}, {mode})")
+
+
+STARTUP_CHECKS: tuple[Callable[[Settings], Check], ...] = (
+    check_deal_query,
+    check_redis,
+    check_database,
+)
+
+
+def preflight(settings: Settings) -> list[Check]:
+    """Run the start-up checks; raise PreflightFailed at the first failure."""
+    done = []
+    for run in STARTUP_CHECKS:
+        check = run(settings)
+        if check.outcome == "fail":
+            raise PreflightFailed(check)
+        done.append(check)
+    return done

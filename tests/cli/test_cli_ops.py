@@ -1,0 +1,224 @@
+"""Operator commands against a real redis-server and a temporary database."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from keepa_deals.cli import main
+from keepa_deals.config import Settings
+from keepa_deals.harvest.backfiller import pass_due
+from keepa_deals.harvest.context import HarvestContext
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.infra.redis_server import RedisServerProcess
+from keepa_deals.store import (
+    BackfillCursor,
+    advance_watermark,
+    get_cursor,
+    get_watermark,
+    open_store,
+    set_cursor,
+    transaction,
+)
+from keepa_deals.tokens import TokenManager
+
+KEY = "clitestkey0123456789abcdef"
+
+
+@pytest.fixture
+def env(
+    tmp_path: Path, redis_server: RedisServerProcess, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    values = {
+        "REDIS_URL": redis_server.url,
+        "KEEPA_REDIS_PREFIX": prefix,
+        "DEALS_DB_PATH": str(tmp_path / "deals.db"),
+        "KEEPA_API_KEY": KEY,
+        "KEEPA_API_URL": "http://127.0.0.1:9",  # nothing listens: Keepa unreachable
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_migrate_creates_the_database(env: dict[str, str]) -> None:
+    code, out = invoke("migrate")
+    assert code == 0 and "schema v" in out
+    assert Path(env["DEALS_DB_PATH"]).exists()
+
+
+def test_reset_watermark_moves_it_backwards_and_says_so(env: dict[str, str]) -> None:
+    conn = open_store(env["DEALS_DB_PATH"])
+    with transaction(conn):
+        advance_watermark(conn, 1_800_000_000, 1_800_000_000)
+    code, out = invoke("reset-watermark", "--to", "2026-11-20T00:00:00Z")
+    assert code == 0 and "2026-11-20T00:00:00+00:00" in out and "2027-01-15" in out
+    assert get_watermark(conn) == 1_795_132_800
+    conn.close()
+
+
+def test_reset_watermark_refuses_a_bad_time(env: dict[str, str]) -> None:
+    code, out = invoke("reset-watermark", "--to", "yesterday")
+    assert code == 2 and "--to" in out
+
+
+def test_backfill_restart_puts_the_cursor_on_page_zero(env: dict[str, str]) -> None:
+    conn = open_store(env["DEALS_DB_PATH"])
+    set_cursor(conn, BackfillCursor(7, 2), 1_800_000_000)
+    code, out = invoke("backfill", "--restart")
+    assert code == 0
+    assert out == (
+        "backfill restarted: cursor moved from page 7 to page 0 (completed passes stay 2); "
+        "the next backfill run reads page 0 at once, without the "
+        "BACKFILL_PASS_PAUSE_S=21600 pause\n"
+    )
+    assert get_cursor(conn) == BackfillCursor(0, 2)  # the abandoned pass did not complete
+    conn.close()
+
+
+def test_backfill_restart_makes_the_next_pass_due_now_even_inside_the_pause(
+    env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    conn = open_store(env["DEALS_DB_PATH"])
+    now = int(time.time())
+    set_cursor(conn, BackfillCursor(0, 4), now)  # a pass has just ended: 6 hours' pause
+    settings = Settings.from_env()
+    ctx = HarvestContext.from_settings(settings, conn=conn, redis=redis_client)
+    try:
+        assert pass_due(ctx, get_cursor(conn)) is False
+        code, out = invoke("backfill", "--restart")
+        assert code == 0 and "from page 0 to page 0 (completed passes stay 4)" in out
+        # The old command counted a finished pass dated now: nothing read for 6 hours.
+        assert pass_due(ctx, get_cursor(conn)) is True
+    finally:
+        ctx.close()
+        conn.close()
+
+
+def test_pause_and_resume_change_the_shared_state(env: dict[str, str]) -> None:
+    code, out = invoke("pause")
+    assert code == 1 and "no token state" in out  # nothing to pause yet: said plainly
+    settings = Settings.from_env()
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    clock = ManualClock()
+    tm = TokenManager.from_settings(settings, redis=client)
+    tm.observe(
+        {
+            "tokensLeft": 300,
+            "refillIn": 30_000,
+            "refillRate": 5,
+            "tokensConsumed": 0,
+            "timestamp": round(clock.now() * 1000),
+        }
+    )
+    code, out = invoke("pause")
+    assert code == 0 and "recharge is now ON" in out
+    assert tm.status()["recharge"]["active"] is True
+    code, out = invoke("resume")
+    assert code == 0 and "recharge is now OFF" in out
+    assert tm.status()["recharge"]["active"] is False
+    client.close()
+
+
+def test_status_json_reports_every_part(env: dict[str, str]) -> None:
+    invoke("migrate")
+    code, out = invoke("status", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert set(report) >= {"tokens", "locks", "database"}
+    assert report["locks"] == {"upsert": None, "backfill": None}
+    assert report["database"]["state"] == "ok"
+    assert KEY not in out
+
+
+def test_status_names_each_class_and_the_claim_it_holds(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain `status` a user reads: one line per class, a waiting class with its
+    wait and reason, and an entitled class between asks with the tokens it holds back
+    from classes without credit."""
+    monkeypatch.setenv("TOKEN_MIN_SHARE_UPSERT", "0.4")
+    invoke("migrate")
+    settings = Settings.from_env()
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    try:
+        tm = TokenManager.from_settings(settings, redis=client)
+        now_ms = round(time.time() * 1000)
+        tm.observe(
+            {
+                "tokensLeft": 10,
+                "refillIn": 30_000,
+                "refillRate": 5,
+                "tokensConsumed": 0,
+                "timestamp": now_ms,
+            }
+        )
+        # Just granted, with credit for two more requests of 5: it holds max(1, -180 + 5)
+        # for the next and 5 for the one after.
+        tm.redis.hset(
+            tm.keys.token_class("upsert"),
+            mapping={"credit": 10, "last_cost": 5, "last_ask_ms": now_ms},
+        )
+        assert not tm.try_acquire("backfill", 5).granted
+        code, out = invoke("status")
+    finally:
+        client.close()
+    assert code == 0, out
+    lines = {line.split(":")[0].strip(): line for line in out.splitlines() if ":" in line}
+    assert "holds 6 tokens for its share" in lines["upsert"], out
+    assert "waits" not in lines["upsert"], out
+    # Balance 10 is under RECHARGE_LOW: the gated backfiller waits for 280, about 54 min.
+    assert "min (recharge)" in lines["backfill"] and "holds" not in lines["backfill"], out
+    assert "last exit none yet" in lines["recharge"], out
+    assert KEY not in out
+
+
+def test_doctor_fails_and_names_what_is_wrong(env: dict[str, str]) -> None:
+    invoke("migrate")
+    code, out = invoke("doctor")
+    assert code == 1
+    assert "[ok  ] redis" in out and "[ok  ] database" in out
+    assert "[FAIL] keepa" in out  # nothing listens on the configured Keepa URL
+    assert "[FAIL] workers" in out
+    assert KEY not in out
+
+
+def test_worker_refuses_bad_settings_with_one_line(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKEN_THRESHOLD_BACKFILL", "480")
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "TOKEN_THRESHOLD_BACKFILL=480" in lines[0]
+
+
+def test_worker_refuses_unreachable_redis(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:9/0")
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    assert "redis: unreachable at redis://127.0.0.1:9/0" in result.output
+
+
+def test_worker_refuses_a_malformed_deal_query(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    query = tmp_path / "query.json"
+    query.write_text('{"domainId": 1, "dateRange": "1"}')
+    monkeypatch.setenv("DEAL_QUERY_PATH", str(query))
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    assert "dateRange" in result.output

@@ -1,0 +1,249 @@
+"""/deal over HTTP: pages of 150, a 120 s cache, deals that come and go with the clock,
+Keepa's silent fallback for string-typed numbers, filters and loose sorting."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import pytest
+
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.keepa.keepa_time import unix_s_to_keepa_minutes
+from keepa_deals.keepa_sim import KeepaSimulator
+from tests.keepa_sim.conftest import USED_BOOKS, Api, SimFactory
+
+NEW_PRICE_DROPS: dict[str, Any] = {"domainId": 1, "priceTypes": [1], "dateRange": 0}
+
+
+def all_deals(api: Api, selection: dict[str, Any]) -> list[dict[str, Any]]:
+    deals: list[dict[str, Any]] = []
+    for page in range(70):
+        dr = api.deal({**selection, "page": page}).json()["deals"]["dr"]
+        deals += dr
+        if len(dr) < 150:
+            return deals
+    raise AssertionError("more pages than Keepa serves")
+
+
+def keys(deals: list[dict[str, Any]]) -> set[tuple[str, int]]:
+    return {(d["asin"], d["creationDate"]) for d in deals}
+
+
+@pytest.fixture
+def big(make_sim: SimFactory) -> KeepaSimulator:
+    return make_sim(catalogue_size=6000, refill_rate=100, sort_jitter=0.0)
+
+
+@pytest.fixture
+def big_api(big: KeepaSimulator) -> Api:
+    return Api(big.url)
+
+
+def test_pages_hold_150_deals_and_the_last_one_fewer(big_api: Api) -> None:
+    pages = [big_api.deal({**USED_BOOKS, "page": n}).json()["deals"] for n in range(4)]
+    sizes = [len(p["dr"]) for p in pages]
+    assert sizes[:2] == [150, 150]
+    assert 0 < sizes[2] < 150 and sizes[3] == 0
+    asins = [d["asin"] for p in pages for d in p["dr"]]
+    assert len(asins) == len(set(asins))
+    assert pages[0]["categoryIds"] == [283155] and pages[0]["categoryNames"] == ["Books"]
+    assert pages[0]["categoryCount"] == [len(asins)]
+
+
+def test_a_deal_has_keepas_fields(big: KeepaSimulator, big_api: Api) -> None:
+    now_km = unix_s_to_keepa_minutes(big.now())
+    for d in big_api.deal(USED_BOOKS).json()["deals"]["dr"]:
+        assert len(d["asin"]) == 10 and d["title"] and d["rootCat"] == 283155
+        assert now_km - 720 < d["creationDate"] <= now_km  # updated in the last 12 hours
+        assert d["lastUpdate"] >= d["creationDate"]
+        assert "".join(map(chr, d["image"])).endswith(".jpg")
+        assert len(d["current"]) == 36 and len(d["currentSince"]) == 36
+        assert [len(row) for row in d["avg"]] == [36] * 4
+        assert [len(d["delta"]), len(d["deltaPercent"])] == [4, 4]
+        used, avg = d["current"][2], d["avg"][1][2]
+        assert 300 <= used <= 10_000
+        assert d["delta"][1][2] == avg - used
+        assert 20 <= d["deltaPercent"][1][2] == round(100 * (avg - used) / avg) <= 100
+        assert 0 < d["current"][3] <= 2_000_000
+
+
+def test_pages_are_cached_for_120_simulated_seconds(
+    big_api: Api, clock: ManualClock, make_sim: SimFactory
+) -> None:
+    def uncached() -> dict[str, Any]:  # the same seed and clock, an empty cache
+        fresh = Api(make_sim(catalogue_size=6000, sort_jitter=0.0).url)
+        deals: dict[str, Any] = fresh.deal(NEW_PRICE_DROPS).json()["deals"]
+        return deals
+
+    first = big_api.deal(NEW_PRICE_DROPS).json()["deals"]
+    clock.advance(119)
+    assert big_api.deal(NEW_PRICE_DROPS).json()["deals"] == first
+    assert uncached() != first  # the deals moved on in those two minutes...
+    clock.advance(1)
+    assert big_api.deal(NEW_PRICE_DROPS).json()["deals"] == uncached()  # ...and so does the page
+
+
+def test_deals_appear_and_expire_as_time_moves(
+    big: KeepaSimulator, big_api: Api, clock: ManualClock
+) -> None:
+    start_km = unix_s_to_keepa_minutes(big.now())
+    before = keys(all_deals(big_api, USED_BOOKS))
+    clock.advance(3 * 3600)
+    later = keys(all_deals(big_api, USED_BOOKS))
+    new = {k for k in later if k[1] > start_km}
+    assert len(new) >= 30 and new.isdisjoint(before)
+    assert before - later  # some expired or were superseded
+    clock.advance(10 * 3600)
+    assert keys(all_deals(big_api, USED_BOOKS)).isdisjoint(before)  # all over 12 h old
+
+
+def test_published_deals_are_the_ground_truth_of_a_window(
+    big: KeepaSimulator, big_api: Api, clock: ManualClock
+) -> None:
+    start_s = big.now()
+    clock.advance(3600)
+    published = big.deals_published(USED_BOOKS, start_s, big.now())
+    over_http = big_api.admin(
+        "GET",
+        "published",
+        params={"selection": json.dumps(USED_BOOKS), "start_s": start_s, "end_s": big.now()},
+    ).json()["deals"]
+    assert [tuple(row) for row in over_http] == published
+    assert 20 <= len(published) <= 60  # ~31 an hour with this catalogue
+    start_km = unix_s_to_keepa_minutes(start_s)
+    visible = {k for k in keys(all_deals(big_api, USED_BOOKS)) if k[1] > start_km}
+    assert visible <= set(published)
+    tl, now_km = big.app.products.timeline, unix_s_to_keepa_minutes(big.now())
+    for asin, minute in set(published) - visible:  # gone again: the product changed since
+        latest = tl.latest(tl.catalogue.index_by_asin[asin], now_km)
+        assert latest is not None and latest[0] > minute
+
+
+def test_string_typed_numbers_are_silently_replaced_by_defaults(big_api: Api) -> None:
+    def page(**changes: Any) -> list[str]:
+        response = big_api.deal({**USED_BOOKS, **changes})
+        assert response.status_code == 200 and response.json()["tokensConsumed"] == 5
+        return [d["asin"] for d in response.json()["deals"]["dr"]]
+
+    week, widest = page(dateRange=1), page(dateRange=3)
+    assert week != widest
+    assert page(dateRange="1") == widest  # Keepa falls back: no error, other data
+    by_percent = page(sortType=4)
+    assert by_percent != week
+    assert page(sortType="4") == week  # back to the default sort
+    assert page(page="1") == week  # page 0
+    assert page(priceTypes=["2"]) != week  # the default price type (AMAZON)
+
+
+@pytest.mark.parametrize(
+    ("sort_type", "key", "descending"),
+    [
+        (1, lambda d: d["creationDate"], True),
+        (-1, lambda d: d["creationDate"], False),
+        (2, lambda d: d["delta"][1][2], True),
+        (3, lambda d: d["current"][3], False),
+        (4, lambda d: d["deltaPercent"][1][2], True),
+        (-4, lambda d: d["deltaPercent"][1][2], False),
+    ],
+)
+def test_sort_types(big_api: Api, sort_type: int, key: Any, descending: bool) -> None:
+    values = [key(d) for d in all_deals(big_api, {**USED_BOOKS, "sortType": sort_type})]
+    assert values == sorted(values, reverse=descending)
+
+
+def test_sorting_is_only_approximate_with_jitter(make_sim: SimFactory, big_api: Api) -> None:
+    loose = Api(make_sim(catalogue_size=6000, sort_jitter=0.3).url)
+    selection = {**USED_BOOKS, "sortType": 4}
+    exact, jittered = all_deals(big_api, selection), all_deals(loose, selection)
+    assert exact != jittered
+    assert sorted(d["asin"] for d in exact) == sorted(d["asin"] for d in jittered)
+    values = [d["deltaPercent"][1][2] for d in jittered]
+    assert sum(a < b for a, b in itertools.pairwise(values)) >= 3  # many ties
+    assert all_deals(loose, selection) == jittered  # loose, but deterministic
+
+
+def test_filters(big_api: Api) -> None:
+    wide = {"domainId": 1, "priceTypes": [2], "dateRange": 1}
+    everything = all_deals(big_api, wide)
+    assert len({d["rootCat"] for d in everything}) >= 4
+    assert all(d["delta"][1][2] > 0 for d in everything)  # drops only
+    no_books = all_deals(big_api, {**wide, "excludeCategories": [283155]})
+    assert no_books and all(d["rootCat"] != 283155 for d in no_books)
+    ranged = all_deals(
+        big_api,
+        {
+            **wide,
+            "isRangeEnabled": True,
+            "currentRange": [1000, 2000],
+            "deltaPercentRange": [40, 60],
+        },
+    )
+    assert ranged and all(1000 <= d["current"][2] <= 2000 for d in ranged)
+    assert all(40 <= d["deltaPercent"][1][2] <= 60 for d in ranged)
+    unranged = all_deals(big_api, {**wide, "currentRange": [1000, 2000]})
+    assert len(unranged) == len(everything)  # ranges need isRangeEnabled
+    ranked = all_deals(big_api, {**wide, "salesRankRange": [1000, 50000]})
+    assert ranked and all(1000 <= d["current"][3] <= 50000 for d in ranked)
+    rated = all_deals(big_api, {**wide, "minRating": 45})
+    assert rated and all(d["current"][16] >= 45 for d in rated)
+    gone = all_deals(big_api, {**wide, "isOutOfStock": True})
+    assert gone and all(d["current"][2] == -1 for d in gone)
+    sub = all_deals(big_api, {**wide, "includeCategories": [25]})  # a sub-category
+    assert sub and all(d["categories"] == [25] for d in sub)
+    titled = all_deals(big_api, {**wide, "titleSearch": "the"})
+    assert titled and all("the" in d["title"].lower() for d in titled)
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"priceTypes": [1, 2]}, 400),
+        ({"priceTypes": [40]}, 405),
+        ({"dateRange": 9}, 405),
+        ({"sortType": 7}, 405),
+        ({"domainId": 7}, 405),
+        ({"page": -1}, 405),
+    ],
+)
+def test_out_of_range_selections_are_refused_and_not_charged(
+    api: Api, change: dict[str, Any], status: int
+) -> None:
+    response = api.deal({**USED_BOOKS, **change})
+    assert response.status_code == status
+    assert (response.json()["tokensConsumed"], response.json()["tokensLeft"]) == (0, 300)
+
+
+def test_a_selection_that_is_not_json_is_rejected(api: Api) -> None:
+    for response in (api.get("deal", selection="{domainId: 1"), api.get("deal")):
+        assert response.status_code == 400
+        assert response.json()["error"]["type"] == "REQUEST_REJECTED"
+
+
+def test_the_selection_may_be_posted_and_paths_may_end_in_a_slash(api: Api) -> None:
+    by_get = api.deal(USED_BOOKS).json()["deals"]
+    posted = api.session.post(
+        f"{api.base}/deal/", params={"key": api.key}, data=json.dumps(USED_BOOKS), timeout=10
+    )
+    assert posted.status_code == 200 and posted.json()["deals"] == by_get
+    slashed = api.session.get(
+        f"{api.base}/deal/?",
+        timeout=10,
+        params={"key": api.key, "selection": json.dumps(USED_BOOKS)},
+    )
+    assert slashed.json()["deals"] == by_get
+
+
+def test_a_deal_agrees_with_its_product(big_api: Api) -> None:
+    deals = big_api.deal(USED_BOOKS).json()["deals"]["dr"][:30]
+    body = big_api.product([d["asin"] for d in deals], stats=90).json()
+    products = {p["asin"]: p for p in body["products"]}
+    for deal in deals:
+        product = products[deal["asin"]]
+        stats = product["stats"]
+        assert stats["current"][:4] == deal["current"][:4]
+        assert stats["avg90"][2] == deal["avg"][3][2]  # dateRange 3 is the 90-day average
+        assert stats["avg30"][2] == deal["avg"][2][2]
+        assert product["lastPriceChange"] == deal["creationDate"]
+        assert product["csv"][2][-2:] == [deal["creationDate"], deal["current"][2]]
