@@ -15,10 +15,10 @@ import sys
 import redis
 from _common import redis_client, settings
 
-from keepa_deals.errors import ImpossibleRequest
 from keepa_deals.infra.clock import ManualClock
 from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.tokens import TokenManager, TokenPolicy
+from keepa_deals.tokens.errors import ImpossibleRequest
 
 
 def envelope(balance: int, now_s: float, rate: int) -> dict[str, float | int]:

@@ -12,8 +12,8 @@ import sys
 import redis
 from _common import emit, redis_client, settings
 
-from keepa_deals.errors import KeepaError
 from keepa_deals.keepa.client import KeepaClient
+from keepa_deals.keepa.errors import KeepaError
 from keepa_deals.service.status import token_status
 
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from keepa_deals.errors import (
-    AcquireStopped,
+from keepa_deals.harvest.context import HarvestContext
+from keepa_deals.harvest.run import StopReason, StopRun, requested_stop
+from keepa_deals.keepa.client import KeepaReply
+from keepa_deals.keepa.errors import (
     BadRequest,
     InvalidKey,
     KeepaConnectionError,
@@ -26,12 +28,9 @@ from keepa_deals.errors import (
     NotEnoughTokens,
     PaymentRequired,
     ServerError,
-    TokensUnavailable,
 )
-from keepa_deals.harvest.context import HarvestContext
-from keepa_deals.harvest.run import StopReason, StopRun, requested_stop
-from keepa_deals.keepa.client import KeepaReply
 from keepa_deals.tokens import Grant, TokenManager
+from keepa_deals.tokens.errors import AcquireStopped, TokensUnavailable
 
 DEAL_PAGE_TOKENS = 5
 PEEK_TOKENS_PER_PRODUCT = 1  # stats, no history, no offers

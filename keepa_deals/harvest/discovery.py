@@ -12,7 +12,6 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
 
-from keepa_deals.errors import KeepaError, KeepaTimeout, MalformedResponse
 from keepa_deals.harvest.calls import (
     DEAL_PAGE_TOKENS,
     acquire,
@@ -25,6 +24,7 @@ from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.harvest.run import Run, StopRun
 from keepa_deals.harvest.triage import known_outcome
 from keepa_deals.keepa.envelope import TokenEnvelope
+from keepa_deals.keepa.errors import KeepaError, KeepaTimeout, MalformedResponse
 from keepa_deals.store import PendingDeal, Source, add_pending, mark_seen
 from keepa_deals.tokens import Grant
 

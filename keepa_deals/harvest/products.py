@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from keepa_deals.errors import KeepaError
 from keepa_deals.evaluation.stages import DealSummary, Rejected, Stage
 from keepa_deals.harvest.calls import (
     COMMIT_OFFERS,
@@ -27,6 +26,7 @@ from keepa_deals.harvest.calls import (
 from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.harvest.run import Run, StopRun
 from keepa_deals.keepa.client import ProductReply
+from keepa_deals.keepa.errors import KeepaError
 from keepa_deals.store import (
     DealStatus,
     clear_failures,

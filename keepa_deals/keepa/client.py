@@ -21,7 +21,10 @@ from requests.exceptions import ChunkedEncodingError, ContentDecodingError
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from keepa_deals.config import KEEPA_DOMAINS
-from keepa_deals.errors import (
+from keepa_deals.infra.redact import install_log_redaction, redact, register_secret
+from keepa_deals.keepa.deal_query import validate_selection
+from keepa_deals.keepa.envelope import TokenEnvelope
+from keepa_deals.keepa.errors import (
     BadRequest,
     InvalidKey,
     KeepaConnectionError,
@@ -32,9 +35,6 @@ from keepa_deals.errors import (
     PaymentRequired,
     ServerError,
 )
-from keepa_deals.infra.redact import install_log_redaction, redact, register_secret
-from keepa_deals.keepa.deal_query import validate_selection
-from keepa_deals.keepa.envelope import TokenEnvelope
 
 if TYPE_CHECKING:
     from keepa_deals.config import Settings

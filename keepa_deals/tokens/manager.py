@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from keepa_deals.errors import (
+from keepa_deals.infra.redis_keys import RedisKeys
+from keepa_deals.keepa.envelope import TokenEnvelope
+from keepa_deals.keepa.errors import KeepaError
+from keepa_deals.tokens.decision import Decision, Grant
+from keepa_deals.tokens.errors import (
     AcquireStopped,
     ImpossibleRequest,
-    KeepaError,
     TokenError,
     TokensUnavailable,
     UnknownTokenClass,
 )
-from keepa_deals.infra.redis_keys import RedisKeys
-from keepa_deals.keepa.envelope import TokenEnvelope
-from keepa_deals.tokens.decision import Decision, Grant
 from keepa_deals.tokens.policy import TokenPolicy
 from keepa_deals.tokens.scripts import TokenScripts
 

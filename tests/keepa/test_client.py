@@ -23,11 +23,15 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from keepa_deals.config import Settings
-from keepa_deals.errors import (
+from keepa_deals.errors import KeepaDealsError
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.keepa.client import DealPage, KeepaClient, KeepaReply, ProductReply
+from keepa_deals.keepa.deal_query import InvalidDealQuery
+from keepa_deals.keepa.envelope import TokenEnvelope
+from keepa_deals.keepa.errors import (
     BadRequest,
     InvalidKey,
     KeepaConnectionError,
-    KeepaDealsError,
     KeepaError,
     KeepaTimeout,
     MalformedResponse,
@@ -35,10 +39,6 @@ from keepa_deals.errors import (
     PaymentRequired,
     ServerError,
 )
-from keepa_deals.infra.clock import ManualClock
-from keepa_deals.keepa.client import DealPage, KeepaClient, KeepaReply, ProductReply
-from keepa_deals.keepa.deal_query import InvalidDealQuery
-from keepa_deals.keepa.envelope import TokenEnvelope
 from keepa_deals.keepa_sim import KeepaSimulator
 from tests.keepa_sim.conftest import START_S, USED_BOOKS, catalogue_asins
 

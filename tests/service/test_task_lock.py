@@ -21,7 +21,6 @@ import pytest
 import redis
 
 from keepa_deals.config import Settings
-from keepa_deals.errors import TokensUnavailable
 from keepa_deals.harvest import RunSummary
 from keepa_deals.harvest.backfiller import backfill_deals
 from keepa_deals.harvest.context import HarvestContext
@@ -33,6 +32,7 @@ from keepa_deals.locking import TaskLock
 from keepa_deals.locking.lock import read_holder
 from keepa_deals.service import shutdown, tasks
 from keepa_deals.store import open_from_settings
+from keepa_deals.tokens.errors import TokensUnavailable
 from tests.harvest.conftest import KEY
 
 OTHER_OWNER = "otherhost:4242:deadbeef"  # another worker's owner token (host:pid:random)

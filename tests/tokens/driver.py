@@ -12,9 +12,9 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from keepa_deals.errors import ImpossibleRequest
 from keepa_deals.infra.clock import ManualClock
 from keepa_deals.tokens import Grant, TokenManager
+from keepa_deals.tokens.errors import ImpossibleRequest
 from tests.tokens.model import KeepaBucket
 
 

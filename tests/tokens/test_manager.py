@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from keepa_deals.errors import (
+from keepa_deals.infra.clock import ManualClock
+from keepa_deals.keepa.envelope import TokenEnvelope
+from keepa_deals.tokens import Grant, TokenManager
+from keepa_deals.tokens.errors import (
     AcquireStopped,
     ImpossibleRequest,
     TokensUnavailable,
     UnknownTokenClass,
 )
-from keepa_deals.infra.clock import ManualClock
-from keepa_deals.keepa.envelope import TokenEnvelope
-from keepa_deals.tokens import Grant, TokenManager
 from keepa_deals.tokens.manager import TokenStateMissing
 from tests.tokens.conftest import ManagerFactory
 from tests.tokens.model import KeepaBucket

@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from keepa_deals.config import Settings
-from keepa_deals.errors import ConfigError, ImpossibleRequest
+from keepa_deals.errors import ConfigError
 from keepa_deals.infra.clock import ManualClock
 from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.infra.redis_server import RedisServerProcess
 from keepa_deals.tokens import TokenManager, TokenPolicy
+from keepa_deals.tokens.errors import ImpossibleRequest
 from tests.tokens.driver import ClassReport, Demand, Driver, Report
 from tests.tokens.model import KeepaBucket
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from keepa_deals.config import Settings
-from keepa_deals.errors import ConfigError, ImpossibleRequest, TokensUnavailable
+from keepa_deals.errors import ConfigError
 from keepa_deals.infra.clock import ManualClock
 from keepa_deals.keepa.client import KeepaReply
 from keepa_deals.keepa.envelope import TokenEnvelope
+from keepa_deals.tokens.errors import ImpossibleRequest, TokensUnavailable
 from tests.tokens.conftest import ManagerFactory
 from tests.tokens.driver import Demand, Driver
 from tests.tokens.model import KeepaBucket
