@@ -12,6 +12,8 @@ from keepa_deals.config import Settings
 from keepa_deals.errors import ConfigError
 from keepa_deals.infra.durations import duration
 from keepa_deals.infra.redact import install_log_redaction
+from keepa_deals.infra.redis_client import DIAGNOSTICS
+from keepa_deals.infra.redis_client import redis_client as open_redis
 
 
 def settings() -> Settings:
@@ -24,7 +26,7 @@ def settings() -> Settings:
 
 
 def redis_client(s: Settings) -> redis.Redis:
-    return redis.Redis.from_url(s.redis_url, socket_connect_timeout=3, socket_timeout=3)
+    return open_redis(s.redis_url, DIAGNOSTICS)
 
 
 def emit(report: dict[str, Any], as_json: bool) -> None:

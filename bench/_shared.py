@@ -98,13 +98,13 @@ def run_keepa_deals(
 
     Tokens are what the simulator charged; deals come from the `runs` table."""
     # Imported here: the SQLite benchmark's writer processes need none of this.
-    import redis
 
     from keepa_deals.config import Settings
     from keepa_deals.harvest.backfiller import backfill_deals
     from keepa_deals.harvest.context import HarvestContext
     from keepa_deals.harvest.upserter import update_recent_deals
     from keepa_deals.infra.clock import ManualClock
+    from keepa_deals.infra.redis_client import redis_client
     from keepa_deals.infra.redis_server import RedisServerProcess
     from keepa_deals.keepa.client import KeepaClient
     from keepa_deals.keepa_sim import KeepaSimulator
@@ -113,7 +113,7 @@ def run_keepa_deals(
     clock = ManualClock(START_S)
     sim = KeepaSimulator(seed=seed, refill_rate=rate, clock=clock, catalogue_size=catalogue)
     sim.start()
-    client = redis.Redis.from_url(server.url)
+    client = redis_client(server.url)
     keepa = KeepaClient(key, sim.url, max_retries=0)
     folder = Path(tempfile.mkdtemp(prefix="bench-keepa-deals-"))
     settings = Settings(

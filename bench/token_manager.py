@@ -45,6 +45,7 @@ import redis
 import redis.utils
 
 from keepa_deals.config import Settings
+from keepa_deals.infra.redis_client import redis_client
 from keepa_deals.infra.redis_server import RedisServerProcess
 from keepa_deals.tokens import TokenManager
 from keepa_deals.tokens.scripts import source
@@ -196,7 +197,7 @@ def _loadavg() -> str:
 def run(url: str, procs: int, seconds: float, mode: str, rate: float = 0.0) -> RunResult:
     """One measurement; `rate` > 0 paces the processes to that many decisions/s in total."""
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
-    admin = redis.Redis.from_url(url)
+    admin = redis_client(url)
     _manager(url, prefix).observe(_envelope(0))
     ctx = mp.get_context("spawn")
     ready = ctx.Barrier(procs + 1)
@@ -285,7 +286,7 @@ def profile(url: str, n: int = 2000) -> dict[str, Any]:
     prefix = f"prof:{uuid.uuid4().hex[:8]}:"
     tm = _manager(url, prefix)
     tm.observe(_envelope(0))
-    client = redis.Redis.from_url(url)
+    client = redis_client(url)
     keys = list(tm._key_list)
     cfg = tm.policy.config_json
     acquire = source("acquire")

@@ -15,6 +15,7 @@ import redis
 from keepa_deals.cli.common import fail, load_settings
 from keepa_deals.harvest.backfiller import restart_pass
 from keepa_deals.infra.durations import duration
+from keepa_deals.infra.redis_client import CLI, redis_client
 from keepa_deals.service.doctor import run_doctor
 from keepa_deals.service.preflight import Check
 from keepa_deals.service.status import gather
@@ -134,7 +135,7 @@ def migrate_command() -> None:
 
 def _manager() -> TokenManager:
     settings = load_settings()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url, CLI)
     return TokenManager.from_settings(settings, redis=client, clock=service_clock(settings))
 
 

@@ -37,6 +37,7 @@ from dotenv import dotenv_values
 from keepa_deals.cli.common import fail, load_settings
 from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.errors import KeepaDealsError
+from keepa_deals.infra.redis_client import CLI, PROBE, redis_client
 from keepa_deals.infra.redis_server import RedisServerError, RedisServerProcess
 from keepa_deals.service import shutdown
 from keepa_deals.service.preflight import PreflightFailed, preflight
@@ -101,7 +102,7 @@ def simulator_time_error(values: Mapping[str, str]) -> str | None:
 
 
 def _redis_answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    client = redis_client(url, PROBE)
     try:
         return bool(client.ping())
     except redis.RedisError:
@@ -255,7 +256,7 @@ def _ensure_redis_binary(shown: str) -> None:
 
 def _run_worker(settings: Settings, env: dict[str, str], loglevel: str, every_s: float) -> None:
     argv = [sys.executable, "-m", "keepa_deals", "worker", "--beat", "--loglevel", loglevel]
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    client = redis_client(settings.redis_url, CLI)
     grace_s = shutdown.longest_stop_s(settings)
     child: subprocess.Popen[bytes] | None = None
     interrupted = False

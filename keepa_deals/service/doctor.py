@@ -19,6 +19,7 @@ import redis
 from keepa_deals.config import Settings
 from keepa_deals.errors import KeepaDealsError
 from keepa_deals.infra.durations import duration
+from keepa_deals.infra.redis_client import DIAGNOSTICS, redis_client
 from keepa_deals.keepa.client import KeepaClient, longest_backoff_s
 from keepa_deals.keepa.errors import KeepaError
 from keepa_deals.service.preflight import Check, check_deal_query, check_redis
@@ -91,7 +92,7 @@ def check_workers(settings: Settings) -> Check:
 
 
 def check_tokens(settings: Settings) -> Check:
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=3)
+    client = redis_client(settings.redis_url, DIAGNOSTICS)
     try:
         st = token_status(settings, client)
     except redis.RedisError as exc:
@@ -225,7 +226,7 @@ def check_locks(
     A heartbeat that is late (under a third of the TTL left: two renewals missed) is a
     warning only: the lock frees itself when the TTL runs out.
     """
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=3)
+    client = redis_client(settings.redis_url, DIAGNOSTICS)
     try:
         locks = lock_status(settings, client)
         held = {task: h for task, h in locks.items() if h}

@@ -16,6 +16,7 @@ import redis
 from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.errors import KeepaDealsError
 from keepa_deals.infra.redis_check import check_eviction
+from keepa_deals.infra.redis_client import DIAGNOSTICS, redis_client
 from keepa_deals.keepa.deal_query import load_deal_query
 from keepa_deals.store import open_from_settings
 
@@ -45,7 +46,7 @@ def check_deal_query(settings: Settings) -> Check:
 
 def check_redis(settings: Settings) -> Check:
     where = mask_url_password(settings.redis_url)
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
+    client = redis_client(settings.redis_url, DIAGNOSTICS)
     try:
         client.ping()
         eviction = check_eviction(client)

@@ -22,6 +22,7 @@ from typing import Any
 import redis
 
 from keepa_deals.config import Settings
+from keepa_deals.infra.redis_client import CLI, redis_client
 from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.locking.lock import read_holder
 from keepa_deals.service.timebase import now_s as service_now_s
@@ -197,7 +198,7 @@ def gather(settings: Settings, client: redis.Redis | None = None) -> dict[str, A
     """Everything, each part independently: one broken part never hides the others."""
     out: dict[str, Any] = {"settings": {"KEEPA_API_URL": settings.keepa_api_url}}
     own = client is None
-    client = client or redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    client = client or redis_client(settings.redis_url, CLI)
     try:
         parts: dict[str, Callable[[Settings, redis.Redis], dict[str, Any]]] = {
             "tokens": token_status,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keepa_deals.config import Settings
+from keepa_deals.infra.redis_client import redis_client
 from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.locking import TaskLock
 from keepa_deals.service import shutdown
@@ -25,7 +26,6 @@ from keepa_deals.store import (
     open_from_settings,
     start_run,
 )
-from keepa_deals.tokens.manager import redis_client
 
 log = logging.getLogger(__name__)
 

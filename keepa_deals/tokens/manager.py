@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from keepa_deals.infra.redis_client import redis_client
 from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.keepa.envelope import TokenEnvelope
 from keepa_deals.keepa.errors import KeepaError
@@ -394,12 +395,6 @@ class TokenManager:
         if snap["state"] != "ok":
             return 0
         return max(0, min(limit, int(snap["classes"][cls]["admissible_now"])))
-
-
-def redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
-        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
-    )
 
 
 def _envelope(response: Any) -> TokenEnvelope | None:

@@ -30,6 +30,7 @@ import requests
 from keepa_deals.config import Settings
 from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.infra.clock import ManualClock
+from keepa_deals.infra.redis_client import redis_client
 from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.infra.redis_server import RedisServerProcess
 from keepa_deals.keepa_sim import DEFAULT_CATALOGUE_SIZE, KeepaSimulator
@@ -96,7 +97,7 @@ class SimulationStack:
                 redis_prefix=f"sim{uuid.uuid4().hex[:10]}:",
                 deals_db_path=db_path,
             )
-            client = redis.Redis.from_url(redis_url)
+            client = redis_client(redis_url)
             closers.append(client.close)
             if not own_redis:
                 # A shared Redis: leave nothing behind under our one-off prefix.
