@@ -19,11 +19,11 @@ from keepa_deals.cli.ops import (
 )
 from keepa_deals.cli.run import run_command
 from keepa_deals.cli.service import beat_command, worker_command
+from keepa_deals.cli.simulate import simulate_command
 from keepa_deals.config import Settings, env_example
 from keepa_deals.errors import ConfigError
 from keepa_deals.infra.redact import install_log_redaction
 from keepa_deals.keepa_sim.cli import simulator_command
-from keepa_deals.virtual_time.cli import simulate_command
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 

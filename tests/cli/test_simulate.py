@@ -8,8 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from keepa_deals.cli.simulate import simulate_command
 from keepa_deals.infra.redis_server import RedisServerProcess
-from keepa_deals.virtual_time.cli import simulate_command
 
 SHORT = ["--hours", "1", "--catalogue-size", "2000"]
 
