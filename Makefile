@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_PATHS := $(wildcard keepa_deals tests bench Diagnostics celery_config.py)
 
-.PHONY: install redis lint typecheck test pytest run simulator bench clean
+.PHONY: install redis lint lint-imports typecheck test pytest run simulator bench clean
 
 # A venv without pip (left by a failed `venv`) is made again. Fresh Debian lacks
 # ensurepip (package python3.X-venv), without which `python3 -m venv` fails: as root
@@ -48,6 +48,12 @@ redis:
 lint: install
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(MAKE) --no-print-directory lint-imports
+
+# The import contracts of docs/architecture.md (pyproject.toml, [tool.importlinter]):
+# a package importing one above it fails here, naming the chain of imports.
+lint-imports: install
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: install
 	$(VENV)/bin/mypy
