@@ -47,14 +47,8 @@ from _shared import START_S, machine, run_keepa_deals, settled_state
 from keepa import keepa_sync
 
 from keepa_deals.config import Settings
-from keepa_deals.evaluation.stages import (
-    Accepted,
-    PeekPassed,
-    commit,
-    parse_deal,
-    peek,
-    screen_deal,
-)
+from keepa_deals.evaluation.stages import commit, parse_deal, peek, screen_deal
+from keepa_deals.evaluation.verdicts import Accepted, PeekPassed
 from keepa_deals.infra.clock import ManualClock
 from keepa_deals.keepa.deal_query import load_deal_query
 from keepa_deals.keepa_sim import KeepaSimulator

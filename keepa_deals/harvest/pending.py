@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from keepa_deals.evaluation.stages import PeekPassed, Rejected, Stage, commit, peek
+from keepa_deals.evaluation.stages import commit, peek
+from keepa_deals.evaluation.verdicts import PeekPassed, Rejected, Stage
 from keepa_deals.harvest.calls import (
     COMMIT_TOKENS_PER_PRODUCT,
     PEEK_TOKENS_PER_PRODUCT,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from keepa_deals.evaluation.stages import DealSummary, Rejected, Stage
+from keepa_deals.evaluation.verdicts import DealSummary, Rejected, Stage
 from keepa_deals.harvest.calls import (
     COMMIT_OFFERS,
     COMMIT_TOKENS_PER_PRODUCT,

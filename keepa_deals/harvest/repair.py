@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-from keepa_deals.evaluation.stages import Rejected, Stage, commit, peek
+from keepa_deals.evaluation.stages import commit, peek
+from keepa_deals.evaluation.verdicts import Rejected, Stage
 from keepa_deals.harvest.calls import (
     COMMIT_TOKENS_PER_PRODUCT,
     PEEK_TOKENS_PER_PRODUCT,

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from keepa_deals.config import Settings
-from keepa_deals.evaluation.stages import Stage
+from keepa_deals.evaluation.verdicts import Stage
 from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.infra.redact import redact
 from keepa_deals.store import (

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Literal
 
-from keepa_deals.evaluation.stages import Accepted, DealSummary, PeekPassed
+from keepa_deals.evaluation.verdicts import Accepted, DealSummary, PeekPassed
 from keepa_deals.store.rows import columns, from_row, params, require_int
 
 

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from keepa_deals.evaluation.stages import DealSummary, parse_deal
+from keepa_deals.evaluation.stages import parse_deal
+from keepa_deals.evaluation.verdicts import DealSummary
 from keepa_deals.store.deals import Source
 from keepa_deals.store.rows import columns, from_row, params, require_int
 

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from keepa_deals.evaluation.stages import DealSummary, Rejected
+from keepa_deals.evaluation.verdicts import DealSummary, Rejected
 from keepa_deals.store.rows import from_row, require_int
 
 STAGES = ("free", "peek", "commit")

@@ -15,6 +15,17 @@ from keepa_deals.config import Settings
 from keepa_deals.errors import ConfigError
 from keepa_deals.evaluation.stages import (
     HISTORY_WINDOW_MIN,
+    commit,
+    economics,
+    fees_for,
+    history_median_cents,
+    live_used_offers,
+    parse_deal,
+    parse_product,
+    peek,
+    screen_deal,
+)
+from keepa_deals.evaluation.verdicts import (
     Accepted,
     Economics,
     Fees,
@@ -22,17 +33,7 @@ from keepa_deals.evaluation.stages import (
     Reason,
     Rejected,
     Stage,
-    commit,
-    economics,
-    fees_for,
-    history_median_cents,
-    keepa_minutes_to_s,
-    live_used_offers,
-    parse_deal,
-    parse_product,
-    peek,
     percent_below,
-    screen_deal,
 )
 from keepa_deals.infra.clock import ManualClock
 from keepa_deals.keepa.client import KeepaClient
@@ -150,11 +151,10 @@ def test_profit_and_roi_are_integer_arithmetic() -> None:
     assert economics(3, 1_000, S).roi_bps == (1_000 - 3 - 680) * 10_000 // 3
 
 
-def test_percent_below_and_keepa_minutes() -> None:
+def test_percent_below() -> None:
     assert percent_below(1_500, 4_000) == 62
     assert percent_below(4_400, 4_000) == -10
     assert percent_below(None, 4_000) is None and percent_below(1, None) is None
-    assert keepa_minutes_to_s(411_180) * 1000 == keepa_minutes_to_unix_ms(411_180)
 
 
 # --- parsing Keepa's shapes ---------------------------------------------------------------
@@ -187,7 +187,9 @@ def test_a_deal_record_is_read_with_unix_seconds() -> None:
         50_000,
         62,
     )
-    assert d.created_s == keepa_minutes_to_s(KM) and d.last_update_s == d.created_s + 180
+    assert (
+        d.created_s * 1000 == keepa_minutes_to_unix_ms(KM) and d.last_update_s == d.created_s + 180
+    )
 
 
 def test_live_used_offers_cheapest_landed_first() -> None:

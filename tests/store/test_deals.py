@@ -232,7 +232,8 @@ def test_the_stale_query_uses_its_index(conn: sqlite3.Connection) -> None:
 
 def test_an_accepted_evaluation_becomes_a_dashboard_row(conn: sqlite3.Connection) -> None:
     from keepa_deals.config import Settings
-    from keepa_deals.evaluation.stages import Accepted, commit, parse_deal
+    from keepa_deals.evaluation.stages import commit, parse_deal
+    from keepa_deals.evaluation.verdicts import Accepted
     from keepa_deals.store import accepted_deal_row
 
     km = 7_880_000
@@ -269,7 +270,8 @@ def test_an_accepted_evaluation_becomes_a_dashboard_row(conn: sqlite3.Connection
 
 def test_a_peeked_deal_is_a_candidate_until_its_commit(conn: sqlite3.Connection) -> None:
     from keepa_deals.config import Settings
-    from keepa_deals.evaluation.stages import PeekPassed, parse_deal, peek
+    from keepa_deals.evaluation.stages import parse_deal, peek
+    from keepa_deals.evaluation.verdicts import PeekPassed
     from keepa_deals.store import candidate_deal_row, zombie_deals
 
     km = 7_880_000

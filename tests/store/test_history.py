@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from keepa_deals.evaluation.stages import Reason, Stage
+from keepa_deals.evaluation.verdicts import Reason, Stage
 from keepa_deals.store import (
     RejectionRecord,
     finish_run,

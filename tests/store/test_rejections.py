@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from keepa_deals.evaluation.stages import Reason, Rejected, Stage, parse_deal
+from keepa_deals.evaluation.stages import parse_deal
+from keepa_deals.evaluation.verdicts import Reason, Rejected, Stage
 from keepa_deals.store import (
     RejectionRecord,
     find_rejection,
