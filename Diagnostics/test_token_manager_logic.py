@@ -66,7 +66,7 @@ def main() -> int:
             expect(False, "an impossible request is refused at once")
         except ImpossibleRequest:
             expect(True, "an impossible request is refused at once")
-        st = tm.status()
+        st = tm.status().as_dict()
         expect(st["balance"] == floor, f"the estimate sits at the floor ({st['balance']})")
         if "backfill" in s.recharge_gated_classes:
             r = tm.try_acquire("backfill", 1)
@@ -76,12 +76,12 @@ def main() -> int:
             )
             clock.advance(s.recharge_timeout_s)
             tm.try_acquire("backfill", 1)
-            rc = tm.status()["recharge"]
+            rc = tm.status().as_dict()["recharge"]
             expect(
                 not rc["active"] and rc["last_exit"] in ("timeout", "refilled"),
                 f"recharge ends by itself (last exit: {rc['last_exit']})",
             )
-        bound = tm.status()["classes"]["backfill"]["starvation_bound_s"]
+        bound = tm.status().as_dict()["classes"]["backfill"]["starvation_bound_s"]
         expect(bound is not None, f"the backfiller has a starvation bound ({bound}s)")
     except redis.RedisError as exc:
         print(f"FAIL redis: {exc}")

@@ -24,6 +24,7 @@ from keepa_deals.store import get_watermark, open_from_settings, transaction
 from keepa_deals.store.state import WATERMARK, advance_watermark
 from keepa_deals.tokens import TokenManager
 from keepa_deals.tokens.manager import TokenStateMissing
+from keepa_deals.tokens.status import TokenSnapshot
 
 
 def _fmt_old(seconds: float | None) -> str:
@@ -146,7 +147,9 @@ def pause_command() -> None:
         st = _manager().set_recharge(True)
     except (TokenStateMissing, redis.RedisError) as exc:
         fail(str(exc), code=1)
-    timeout_at = datetime.fromtimestamp(st["recharge"]["timeout_at"], UTC)
+    # set_recharge raises when there is no state, and a pause always has a timeout.
+    assert isinstance(st, TokenSnapshot) and st.recharge.timeout_at is not None
+    timeout_at = datetime.fromtimestamp(st.recharge.timeout_at, UTC)
     click.echo(f"recharge is now ON (by hand); it ends on resume or at {timeout_at:%H:%M:%S}Z")
 
 

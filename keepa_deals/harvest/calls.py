@@ -31,6 +31,7 @@ from keepa_deals.keepa.errors import (
 )
 from keepa_deals.tokens import Grant, TokenManager
 from keepa_deals.tokens.errors import AcquireStopped, TokensUnavailable
+from keepa_deals.tokens.status import TokenSnapshot
 
 DEAL_PAGE_TOKENS = 5
 PEEK_TOKENS_PER_PRODUCT = 1  # stats, no history, no offers
@@ -48,9 +49,9 @@ def cost_ceiling(tokens: TokenManager) -> int | None:
     """Capacity minus the floor: no request above it can ever be admitted (None: the
     state is not known yet; the first acquire syncs it)."""
     snap = tokens.status()
-    if snap.get("state") != "ok":
+    if not isinstance(snap, TokenSnapshot):
         return None
-    return int(snap["capacity"]) - int(snap["floor"])
+    return snap.capacity - snap.floor
 
 
 def units_admitted(ctx: HarvestContext, cls: str, unit_cost: int, wanted: int) -> int:

@@ -61,9 +61,11 @@ _BY_REASON_SQL = "GROUP BY 1 ORDER BY 2 DESC, 1"
 
 def token_status(settings: Settings, client: redis.Redis) -> dict[str, Any]:
     """The TokenManager's view; reads Redis only (never Keepa)."""
-    return TokenManager.from_settings(
-        settings, redis=client, clock=service_clock(settings)
-    ).status()
+    return (
+        TokenManager.from_settings(settings, redis=client, clock=service_clock(settings))
+        .status()
+        .as_dict()
+    )
 
 
 def lock_status(settings: Settings, client: redis.Redis) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from keepa_deals.tokens.errors import (
 )
 from keepa_deals.tokens.policy import TokenPolicy
 from keepa_deals.tokens.scripts import TokenScripts
+from keepa_deals.tokens.status import TokenSnapshot, TokenStatus, status_from_script
 
 if TYPE_CHECKING:
     from keepa_deals.config import Settings
@@ -309,69 +310,13 @@ class TokenManager:
 
     # --- reporting ----------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        raw = self._scripts.status(self._now_arg())
-        snap: dict[str, Any] = json.loads(raw)
-        now_s = snap["now_ms"] / 1000
-        if snap.get("missing"):
-            return {
-                "state": "missing",
-                "now": now_s,
-                "detail": "no token state in Redis; the next call syncs from /token",
-            }
-        rc = snap["recharge"]
-        classes: dict[str, Any] = {}
-        for name, c in snap["classes"].items():
-            classes[name] = {
-                "threshold": c["threshold"],
-                "priority": c["priority"],
-                "min_share": c["share"],
-                "recharge_gated": c["gated"],
-                "waiting": c["waiting"],
-                "waiting_since": _s(c.get("waiting_since_ms")),
-                "wait_s": _wait_s(c["wait_ms"]),
-                "reason": c["reason"],
-                "target": c.get("target"),
-                "last_cost": c["last_cost"],
-                "admissible_now": c["admissible"],
-                "credit": round(float(c["credit"]), 3),
-                # The balance an entitled class holds back for the requests its credit
-                # pays for, between asks too (None when it holds none).
-                "claim": c.get("claim"),
-                "starvation_bound_s": _wait_s(c["starvation_bound_ms"]),
-                "tokens_granted_last_hour": c["granted_last_hour"],
-                "tokens_granted_total": c["granted_total"],
-            }
-        last_seen = _s(snap.get("last_seen_ms"))
-        return {
-            "state": "ok",
-            "now": now_s,
-            "balance": snap["balance"],
-            "server_balance": snap["server_balance"],
-            "server_balance_age_s": None if last_seen is None else round(now_s - last_seen, 3),
-            "capacity": snap["capacity"],
-            "rate_per_min": snap["rate"],
-            "floor": snap["floor"],
-            "min_balance": snap.get("min_balance"),
-            "next_refill_in_s": round((snap["next_tick_ms"] - snap["now_ms"]) / 1000, 3),
-            "grants_in_flight": snap["inflight"],
-            "tokens_in_flight": snap["inflight_cost"],
-            "recharge": {
-                "active": rc["active"],
-                "since": _s(rc.get("since_ms")),
-                "target": rc["target"],
-                "low": rc["low"],
-                "timeout_at": _s(rc.get("timeout_at_ms")),
-                "rearm_blocked_until": _s(rc.get("blocked_until_ms")),
-                "last_exit": rc.get("last_exit"),
-                "entries": rc["entries"],
-            },
-            "classes": classes,
-        }
+    def status(self) -> TokenStatus:
+        """The budget as the status script sees it now (read-only, never Keepa)."""
+        return status_from_script(json.loads(self._scripts.status(self._now_arg())))
 
     # --- operator controls --------------------------------------------------------
 
-    def set_recharge(self, active: bool) -> dict[str, Any]:
+    def set_recharge(self, active: bool) -> TokenStatus:
         """Turn recharge on (`pause`) or off (`resume`) by hand; returns the new status.
 
         A pause holds the recharge-gated classes until `resume` or RECHARGE_TIMEOUT_S,
@@ -392,9 +337,9 @@ class TokenManager:
         if self.policy.get(cls) is None:
             raise UnknownTokenClass(cls, self.policy.class_names)
         snap = self.status()
-        if snap["state"] != "ok":
+        if not isinstance(snap, TokenSnapshot):
             return 0
-        return max(0, min(limit, int(snap["classes"][cls]["admissible_now"])))
+        return max(0, min(limit, snap.classes[cls].admissible_now))
 
 
 def _envelope(response: Any) -> TokenEnvelope | None:
@@ -415,16 +360,6 @@ def _envelope(response: Any) -> TokenEnvelope | None:
 def _text(value: bytes | str | int) -> str:
     # Script replies arrive as bytes unless the client decodes responses.
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _s(ms: float | None) -> float | None:
-    return None if ms is None else ms / 1000
-
-
-def _wait_s(ms: float | None) -> float | None:
-    if ms is None:
-        return None
-    return None if ms < 0 else ms / 1000
 
 
 def _eta(unix_s: float) -> str:

@@ -145,7 +145,7 @@ class Simulation:
             wait_bound_s=dict(self.sampler.bound_s),
             unbounded=set(self.sampler.unbounded),
             estimate_error_max=self.sampler.estimate_error_max,
-            final_status=self.stack.tokens.status(),
+            final_status=self.stack.tokens.status().as_dict(),
             ticks_skipped=dict(self.schedule.ticks_skipped),
             sim_state=self.stack.ledger.snapshot(),
         )

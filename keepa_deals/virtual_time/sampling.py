@@ -40,7 +40,7 @@ class Sampler:
     def sample(self, accepted: int) -> Sample:
         now_s = self.stack.clock.now()
         totals = self.stack.ledger.totals()
-        status = self.stack.tokens.status()
+        status = self.stack.tokens.status().as_dict()
         estimate, recharge = None, False
         if status.get("state") == "ok":
             estimate = int(status["balance"])

@@ -124,10 +124,10 @@ def test_pause_and_resume_change_the_shared_state(env: dict[str, str]) -> None:
     )
     code, out = invoke("pause")
     assert code == 0 and "recharge is now ON" in out
-    assert tm.status()["recharge"]["active"] is True
+    assert tm.status().as_dict()["recharge"]["active"] is True
     code, out = invoke("resume")
     assert code == 0 and "recharge is now OFF" in out
-    assert tm.status()["recharge"]["active"] is False
+    assert tm.status().as_dict()["recharge"]["active"] is False
     client.close()
 
 

@@ -195,7 +195,7 @@ def test_without_a_key_it_says_simulator_first_deals_arrive_and_ctrl_c_stops_all
     conn.close()
     values = {"REDIS_URL": redis_server.url, "KEEPA_REDIS_PREFIX": prefix}
     tm = TokenManager.from_settings(Settings.from_mapping(values), redis=redis_client)
-    assert tm.status()["grants_in_flight"] == 0
+    assert tm.status().as_dict()["grants_in_flight"] == 0
 
 
 @pytest.mark.slow

@@ -36,7 +36,9 @@ def test_story_17_a_429_on_the_deal_page_is_not_the_end_of_the_deals(
     stopped = h.upsert()
     assert stopped.stop_reason == "http_429"
     assert stopped.watermark_s is None and stopped.stats.deals_seen == 0
-    assert h.ctx.tokens.status()["grants_in_flight"] == 0  # settled with the 429's numbers
+    assert (
+        h.ctx.tokens.status().as_dict()["grants_in_flight"] == 0
+    )  # settled with the 429's numbers
     h.sim.clear_faults()
     resumed = h.upsert()
     assert resumed.stop_reason == "done" and resumed.watermark_s is not None
@@ -77,13 +79,13 @@ def test_story_21_a_timed_out_call_blocks_nothing_for_good(make_harness: Harness
     stopped = h.upsert()
     assert stopped.stop_reason == "keepa_timeout"
     # Keepa charged it and we cannot know how much: the grant stays counted.
-    assert h.ctx.tokens.status()["grants_in_flight"] == 1
+    assert h.ctx.tokens.status().as_dict()["grants_in_flight"] == 1
     assert count_pending(h.conn) > 0
     h.sim.clear_faults()
     h.at(h.settings.grant_ttl_s + 120)
     resumed = h.upsert()
     assert resumed.stop_reason == "done" and count_pending(h.conn) == 0
-    assert h.ctx.tokens.status()["grants_in_flight"] == 0
+    assert h.ctx.tokens.status().as_dict()["grants_in_flight"] == 0
 
 
 def test_story_21_a_crash_mid_batch_leaves_no_database_lock(

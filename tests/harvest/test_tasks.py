@@ -163,7 +163,7 @@ def test_a_run_stops_at_its_next_check_when_the_worker_shuts_down(
     assert summary.stop_reason == "shutdown"
     calls = h.sim.state()["totals"]["calls"]
     assert 2 <= calls < uninterrupted, (calls, uninterrupted)
-    assert h.ctx.tokens.status()["grants_in_flight"] == 0
+    assert h.ctx.tokens.status().as_dict()["grants_in_flight"] == 0
     row = get_run(h.conn, summary.run_id)
     assert row is not None and row.stop_reason == "shutdown" and row.ended_s is not None
     # Nothing lost: the next run (no shutdown now) carries on from what was committed.
@@ -196,4 +196,4 @@ def test_a_run_waiting_for_tokens_stops_within_a_check_of_a_shutdown(
     summary = h.upsert()
     assert (summary.stop_reason, summary.stats.tokens_total) == ("shutdown", 0)
     assert 2 <= h.clock.now() - start <= 2 + STOP_CHECK_S
-    assert h.ctx.tokens.status()["grants_in_flight"] == 0
+    assert h.ctx.tokens.status().as_dict()["grants_in_flight"] == 0

@@ -98,7 +98,7 @@ class Driver:
         for cls, started in self.wait_start.items():
             if started is not None:
                 self.reports[cls].open_wait = (end - started, self.wait_bound[cls])
-        final = self.tm.status()["classes"]
+        final = self.tm.status().as_dict()["classes"]
         for cls, report in self.reports.items():
             report.final_bound_s = final[cls]["starvation_bound_s"]
         return Report(
@@ -131,7 +131,7 @@ class Driver:
             report.reasons.add(decision.reason)
             if self.wait_start[demand.cls] is None:
                 self.wait_start[demand.cls] = now
-                bound = self.tm.status()["classes"][demand.cls]["starvation_bound_s"]
+                bound = self.tm.status().as_dict()["classes"][demand.cls]["starvation_bound_s"]
                 self.wait_bound[demand.cls] = bound
             self.next_ask[demand.cls] = now + min(decision.wait_s, demand.ask_every_s)
             return
@@ -156,7 +156,7 @@ class Driver:
         self.next_ask[demand.cls] = now + demand.think_s
 
     def _check(self) -> None:
-        status = self.tm.status()
+        status = self.tm.status().as_dict()
         estimate = int(status["balance"])
         self.lowest_estimate = min(self.lowest_estimate, estimate)
         self.bucket.advance(self.clock.now())

@@ -298,7 +298,7 @@ def test_concurrent_workers_account_exactly(
     assert final_a < 0  # the last upsert goes into the controlled deficit
 
     after_a: dict[str, Any] = {}
-    results = workers.run(prefix, partial, between=lambda: after_a.update(tm.status()))
+    results = workers.run(prefix, partial, between=lambda: after_a.update(tm.status().as_dict()))
 
     # The root cause first: the other threads then only report the broken barrier.
     errors = sorted((r.error for r in results if r.error), key=lambda e: "BrokenBarrier" in e)
@@ -345,7 +345,7 @@ def test_concurrent_workers_account_exactly(
     assert truth == START_BALANCE - sum(consumed.values())
     if not partial:
         assert truth == final_a
-    st = tm.status()
+    st = tm.status().as_dict()
     # While phase B runs, a newer tokensLeft already includes calls whose grants are still
     # in flight, so the estimate may count them twice for a moment (cautious: it only
     # refuses more). The recorded low is taken only from settled estimates and grants.

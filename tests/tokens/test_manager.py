@@ -29,10 +29,10 @@ def test_grant_then_settle_applies_actual_cost(
     tm = make_manager(bucket=bucket)
     d = tm.try_acquire("upsert", 20)
     assert d.granted and d.balance == 300 and d.grant is not None
-    assert tm.status()["balance"] == 280  # the estimate is held while in flight
+    assert tm.status().as_dict()["balance"] == 280  # the estimate is held while in flight
     bucket.charge(clock.now(), 12)
     tm.settle(d.grant, bucket.envelope(clock.now(), 12))
-    st = tm.status()
+    st = tm.status().as_dict()
     assert st["balance"] == 288
     assert st["grants_in_flight"] == 0
     assert st["classes"]["upsert"]["tokens_granted_last_hour"] == 12
@@ -45,7 +45,7 @@ def test_settle_accepts_a_token_envelope(make_manager: ManagerFactory, clock: Ma
     assert d.grant is not None
     bucket.charge(clock.now(), 5)
     tm.settle(d.grant, TokenEnvelope.from_body(bucket.envelope(clock.now(), 5)))
-    assert tm.status()["balance"] == 95
+    assert tm.status().as_dict()["balance"] == 95
 
 
 def test_refill_ticks_are_projected_and_capped(
@@ -53,11 +53,11 @@ def test_refill_ticks_are_projected_and_capped(
 ) -> None:
     tm = make_manager(bucket=KeepaBucket(balance=100, now_s=clock.now(), phase_s=30))
     clock.advance(29)
-    assert tm.status()["balance"] == 100
+    assert tm.status().as_dict()["balance"] == 100
     clock.advance(1)
-    assert tm.status()["balance"] == 105
+    assert tm.status().as_dict()["balance"] == 105
     clock.advance(60 * 100)
-    assert tm.status()["balance"] == 300  # capped at 60 x rate
+    assert tm.status().as_dict()["balance"] == 300  # capped at 60 x rate
 
 
 def test_refusal_carries_exact_computed_wait(
@@ -89,7 +89,7 @@ def test_controlled_deficit_starts_from_threshold_and_respects_floor(
     # 40 >= threshold 30; 40 - 200 = -160 >= floor -180: granted into the deficit.
     d = tm.try_acquire("upsert", 200)
     assert d.granted
-    assert tm.status()["balance"] == -160
+    assert tm.status().as_dict()["balance"] == -160
     # Now at -160: below the threshold, so the next call waits even though the floor
     # would allow 20 more.
     d2 = tm.try_acquire("upsert", 20)
@@ -177,7 +177,7 @@ def test_acquire_with_stop_waits_the_same_computed_time_when_never_stopped(
     assert clock.now() - start == pytest.approx(10.0)  # the computed wait, not more
     # Asked once a STOP_CHECK_S of the wait, and once more before the ask that grants.
     assert looks == pytest.approx([float(t) for t in range(11)])
-    assert tm.status()["grants_in_flight"] == 1
+    assert tm.status().as_dict()["grants_in_flight"] == 1
 
 
 def test_acquire_stops_waiting_when_told_and_grants_nothing(
@@ -196,7 +196,7 @@ def test_acquire_stops_waiting_when_told_and_grants_nothing(
     assert clock.now() - start == pytest.approx(3.0)  # not the 30 s wait for the refill
     assert (info.value.cls, info.value.cost) == ("upsert", 1)
     assert info.value.waited_s == pytest.approx(3.0)
-    assert tm.status()["grants_in_flight"] == 0
+    assert tm.status().as_dict()["grants_in_flight"] == 0
 
 
 def test_stale_response_does_not_roll_back(
@@ -213,10 +213,10 @@ def test_stale_response_does_not_roll_back(
     bucket.charge(clock.now(), 10)
     new = bucket.envelope(clock.now(), 10)
     tm.settle(g2, new)  # ...but applied second
-    assert tm.status()["server_balance"] == 180
+    assert tm.status().as_dict()["server_balance"] == 180
     result = tm.settle(g1, old)
     assert result["stale"] is True
-    st = tm.status()
+    st = tm.status().as_dict()
     assert st["server_balance"] == 180 and st["balance"] == 180 and st["grants_in_flight"] == 0
 
 
@@ -234,7 +234,7 @@ def test_newer_response_keeps_later_grants_in_flight(
     assert b is not None
     tm.settle(a, reply_a)
     # 150 from Keepa minus B's 40 still in flight; a plain SET would say 150.
-    assert tm.status()["balance"] == 110
+    assert tm.status().as_dict()["balance"] == 110
 
 
 def test_plan_change_follows_reported_rate(
@@ -244,10 +244,10 @@ def test_plan_change_follows_reported_rate(
     tm = make_manager(bucket=bucket)
     bucket.set_rate(25)
     tm.observe(bucket.envelope(clock.now(), 0), sent_at_s=clock.now())
-    st = tm.status()
+    st = tm.status().as_dict()
     assert st["rate_per_min"] == 25 and st["capacity"] == 1500
     clock.advance(60 * 60)
-    assert tm.status()["balance"] == 1500
+    assert tm.status().as_dict()["balance"] == 1500
     assert tm.try_acquire("backfill", 1600).granted  # 1500 - 1600 = -100 >= -180
 
 
@@ -264,7 +264,7 @@ def test_status_is_json_serialisable_and_complete(make_manager: ManagerFactory) 
 
     tm = make_manager(bucket=KeepaBucket(balance=10))
     tm.try_acquire("backfill", 5)
-    st = tm.status()
+    st = tm.status().as_dict()
     json.dumps(st)
     assert st["recharge"]["active"] is True  # 10 < RECHARGE_LOW 20
     for key in (
@@ -325,7 +325,7 @@ def test_status_shows_the_claim_an_entitled_class_holds_between_asks(
     refused = tm.try_acquire("backfill", 1)
     # It holds max(1, floor + 5) = 5 for its next request and 5 for the one after.
     assert (refused.granted, refused.reason, refused.target) == (False, "yield_to_share", 11)
-    classes = tm.status()["classes"]
+    classes = tm.status().as_dict()["classes"]
     up, back = classes["upsert"], classes["backfill"]
     assert (up["waiting"], up["reason"], up["claim"], up["target"]) == (
         False,
@@ -335,14 +335,14 @@ def test_status_shows_the_claim_an_entitled_class_holds_between_asks(
     )
     assert (back["reason"], back["claim"]) == ("yield_to_share", None)
     clock.advance(tm.policy.demand_ttl_s + 1)
-    up = tm.status()["classes"]["upsert"]
+    up = tm.status().as_dict()["classes"]["upsert"]
     assert (up["reason"], up["claim"]) == ("idle", None)
 
 
 def test_pause_and_resume_by_hand(make_manager: ManagerFactory, clock: ManualClock) -> None:
     tm = make_manager(bucket=KeepaBucket(balance=300))
     assert tm.try_acquire("backfill", 10).granted
-    paused = tm.set_recharge(True)
+    paused = tm.set_recharge(True).as_dict()
     assert paused["recharge"]["active"] is True
     refused = tm.try_acquire("backfill", 10)
     # Even with a full bucket: an operator's pause holds until resume or the timeout.
@@ -350,9 +350,9 @@ def test_pause_and_resume_by_hand(make_manager: ManagerFactory, clock: ManualClo
     assert refused.wait_s == 3600
     assert tm.try_acquire("upsert", 10).granted  # the upserter is not gated by default
     clock.advance(3600)
-    assert tm.status()["recharge"]["last_exit"] == "timeout"  # a forgotten pause ends
+    assert tm.status().as_dict()["recharge"]["last_exit"] == "timeout"  # a forgotten pause ends
     tm.set_recharge(True)
-    resumed = tm.set_recharge(False)
+    resumed = tm.set_recharge(False).as_dict()
     assert resumed["recharge"]["active"] is False
     assert resumed["recharge"]["last_exit"] == "manual"
     assert tm.try_acquire("backfill", 10).granted
@@ -370,7 +370,7 @@ def test_a_refused_pause_writes_nothing(make_manager: ManagerFactory) -> None:
     with pytest.raises(TokenStateMissing):
         tm.set_recharge(False)
     assert not tm.redis.exists(tm.keys.token_state)
-    assert tm.status()["state"] != "ok"
+    assert tm.status().as_dict()["state"] != "ok"
 
 
 def test_a_grant_id_names_its_class_and_cost_and_is_the_only_record(
@@ -383,7 +383,7 @@ def test_a_grant_id_names_its_class_and_cost_and_is_the_only_record(
     assert tm.redis.zscore(tm.keys.token_inflight, d.grant.id) == d.grant.granted_at_ms
     assert not tm.redis.exists(tm.keys.token_grants)
     tm.settle(d.grant, KeepaBucket(balance=293, now_s=clock.now()).envelope(clock.now(), 7))
-    assert tm.status()["grants_in_flight"] == 0
+    assert tm.status().as_dict()["grants_in_flight"] == 0
 
 
 def test_a_grant_made_before_ids_carried_class_and_cost_still_settles(
@@ -397,10 +397,10 @@ def test_a_grant_made_before_ids_carried_class_and_cost_still_settles(
     tm.redis.zadd(tm.keys.token_inflight, {"41": now_ms})
     tm.redis.hset(tm.keys.token_grants, "41", "upsert|9")
     tm.redis.hset(tm.keys.token_state, "inflight_cost", 9)
-    assert tm.status()["balance"] == 291
+    assert tm.status().as_dict()["balance"] == 291
     bucket.charge(clock.now(), 9)
     tm.settle(Grant("41", "upsert", 9, now_ms), bucket.envelope(clock.now(), 9))
-    st = tm.status()
+    st = tm.status().as_dict()
     assert st["balance"] == 291 and st["tokens_in_flight"] == 0 and st["grants_in_flight"] == 0
     assert not tm.redis.exists(tm.keys.token_grants)
 
@@ -414,7 +414,7 @@ def test_a_settle_for_a_legacy_grant_with_no_record_is_unknown(
     tm.redis.zadd(tm.keys.token_inflight, {"42": now_ms})
     result = tm.settle(Grant("42", "upsert", 9, now_ms), bucket.envelope(clock.now(), 9))
     assert result["known_grant"] is False
-    assert tm.status()["grants_in_flight"] == 0
+    assert tm.status().as_dict()["grants_in_flight"] == 0
 
 
 def test_an_entitled_class_is_not_held_back_by_another_ones_reservation(

@@ -145,9 +145,9 @@ def test_decisions_go_on_after_the_script_cache_is_flushed(
     assert bucket.charge(clock.now(), 10)
     assert tm.settle(first.grant, bucket.envelope(clock.now(), 10))["known_grant"]
     backend.script_flush()
-    assert tm.status()["state"] == "ok"
+    assert tm.status().as_dict()["state"] == "ok"
     backend.script_flush()
-    assert tm.set_recharge(True)["recharge"]["active"]
+    assert tm.set_recharge(True).as_dict()["recharge"]["active"]
     # Only what ran since the last flush is loaded again.
     assert backend.script_exists(sha("acquire"), sha("settle"), sha("status")) == [
         False,

@@ -67,7 +67,7 @@ def test_story_2_livelock_config_still_gives_backfill_its_share(
     for wait, bound in zip(backfill.waits_s, backfill.bounds_s, strict=True):
         assert bound is not None and wait <= bound + 120
     assert report.http_429 == 0 and report.violations == []
-    assert tm.status()["classes"]["backfill"]["starvation_bound_s"] is not None
+    assert tm.status().as_dict()["classes"]["backfill"]["starvation_bound_s"] is not None
 
 
 def test_story_3_priority_does_not_run_backwards(make_manager: ManagerFactory) -> None:
@@ -152,7 +152,7 @@ def test_story_5_waiting_never_polls_keepa(
     assert grant.cost == 100 and clock.now() - start == pytest.approx(6 * 60, abs=60)
     assert keepa.calls == 1  # the start-up sync; the wait itself was computed
     for _ in range(50):
-        tm.status()
+        tm.status().as_dict()
     assert keepa.calls == 1  # status reads Redis, never Keepa
     # A wait of hours re-syncs once per TOKEN_SYNC_INTERVAL_S (1800), not every 30 s.
     start = clock.now()
@@ -184,7 +184,7 @@ def test_story_6_recharge_times_out_and_does_not_rearm(
     tm = make_manager(bucket=bucket, min_share_backfill=0.01, recharge_timeout_s=3600)
     refused = tm.try_acquire("backfill", 5)
     assert not refused.granted and refused.reason == "recharge"
-    assert tm.status()["recharge"]["active"] is True
+    assert tm.status().as_dict()["recharge"]["active"] is True
     assert refused.wait_s <= 3600
     clock.advance(3600)
     # Keepa still reports a low balance (the drift), newer than anything seen.
@@ -193,12 +193,12 @@ def test_story_6_recharge_times_out_and_does_not_rearm(
     tm.observe(bucket.envelope(clock.now(), 0), sent_at_s=clock.now())
     granted = tm.try_acquire("backfill", 5)
     assert granted.granted
-    assert tm.status()["recharge"]["active"] is False
+    assert tm.status().as_dict()["recharge"]["active"] is False
     # Falling below the low mark right after the timeout does not re-arm at once.
     bucket.balance = 5
     clock.advance(1)
     tm.observe(bucket.envelope(clock.now(), 0), sent_at_s=clock.now())
-    assert tm.status()["recharge"]["active"] is False
+    assert tm.status().as_dict()["recharge"]["active"] is False
 
 
 def test_story_7_out_of_order_responses_never_erase_grants_in_flight(
@@ -218,9 +218,9 @@ def test_story_7_out_of_order_responses_never_erase_grants_in_flight(
     for grant, reply in reversed(replies):
         tm.settle(grant, reply)
         bucket.advance(clock.now())
-        assert tm.status()["balance"] <= bucket.balance
-    assert tm.status()["balance"] == bucket.balance == -50
-    assert tm.status()["grants_in_flight"] == 0
+        assert tm.status().as_dict()["balance"] <= bucket.balance
+    assert tm.status().as_dict()["balance"] == bucket.balance == -50
+    assert tm.status().as_dict()["grants_in_flight"] == 0
 
 
 def test_story_8_no_deep_deficit(make_manager: ManagerFactory) -> None:
@@ -262,7 +262,7 @@ def test_story_10_capacity_and_waits_follow_the_reported_rate(
         bucket.set_rate(rate)
         clock.advance(1)
         tm.observe(bucket.envelope(clock.now(), 0), sent_at_s=clock.now())
-    st = tm.status()
+    st = tm.status().as_dict()
     assert st["rate_per_min"] == 25 and st["capacity"] == 1500
     fast = tm.try_acquire("upsert", 10)
     # Threshold 30 from 0: 6 ticks at 5/min, 2 ticks at 25/min.
@@ -301,7 +301,7 @@ def test_no_keepa_answer_for_the_sync_interval_resyncs_once(
     bucket.balance = 40  # another tool of the same account spent tokens
     assert tm.try_acquire("upsert", 5).granted
     assert keepa.calls == 1
-    assert tm.status()["server_balance"] == 40
+    assert tm.status().as_dict()["server_balance"] == 40
     assert tm.try_acquire("upsert", 5).granted and keepa.calls == 1  # fresh again
 
 
@@ -315,7 +315,7 @@ def test_a_grant_never_settled_resyncs_after_its_ttl(
     keepa = CountingKeepa(bucket, clock)
     tm.keepa = keepa  # type: ignore[assignment]
     lost = tm.try_acquire("upsert", 50)
-    assert lost.granted and tm.status()["grants_in_flight"] == 1
+    assert lost.granted and tm.status().as_dict()["grants_in_flight"] == 1
     bucket.charge(clock.now(), 50)  # Keepa charged it; nobody will settle it
     clock.advance(299)
     tm.observe(bucket.envelope(clock.now(), 0), sent_at_s=clock.now())
@@ -323,6 +323,6 @@ def test_a_grant_never_settled_resyncs_after_its_ttl(
     clock.advance(2)  # the lost grant is now past its TTL
     assert tm.try_acquire("upsert", 1).granted
     assert keepa.calls == 1
-    status = tm.status()
+    status = tm.status().as_dict()
     # The two 1-token grants; the lost 50 was dropped (Keepa's count has its cost).
     assert (status["grants_in_flight"], status["tokens_in_flight"]) == (2, 2)

@@ -90,9 +90,9 @@ def test_flushall_mid_run_rebuilds_state_from_token(
         _spend(tm, keepa, sim, 20)
         _spend(tm, keepa, sim, 15)
         clock.advance(150)  # two refill ticks
-        assert tm.status()["balance"] == _true_balance(sim, keepa)
+        assert tm.status().as_dict()["balance"] == _true_balance(sim, keepa)
         client.flushall()
-        assert tm.status()["state"] == "missing"
+        assert tm.status().as_dict()["state"] == "missing"
         # The next call notices, rebuilds from /token, and decides on Keepa's number.
         truth = _true_balance(sim, keepa)
         d = tm.try_acquire("upsert", 5)
