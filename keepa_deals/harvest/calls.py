@@ -17,7 +17,6 @@ from typing import TypeVar
 
 from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.harvest.run import StopReason, StopRun, requested_stop
-from keepa_deals.keepa.client import KeepaReply
 from keepa_deals.keepa.errors import (
     BadRequest,
     InvalidKey,
@@ -29,6 +28,7 @@ from keepa_deals.keepa.errors import (
     PaymentRequired,
     ServerError,
 )
+from keepa_deals.keepa.replies import KeepaReply
 from keepa_deals.tokens import Grant, TokenManager
 from keepa_deals.tokens.errors import AcquireStopped, TokensUnavailable
 from keepa_deals.tokens.status import TokenSnapshot

@@ -25,8 +25,8 @@ from keepa_deals.harvest.calls import (
 )
 from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.harvest.run import Run, StopRun
-from keepa_deals.keepa.client import ProductReply
 from keepa_deals.keepa.errors import KeepaError
+from keepa_deals.keepa.replies import ProductReply
 from keepa_deals.store import (
     DealStatus,
     clear_failures,

@@ -13,7 +13,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -35,6 +34,7 @@ from keepa_deals.keepa.errors import (
     PaymentRequired,
     ServerError,
 )
+from keepa_deals.keepa.replies import DealPage, KeepaReply, ProductReply
 
 if TYPE_CHECKING:
     from keepa_deals.config import Settings
@@ -45,24 +45,6 @@ MAX_ASINS_PER_REQUEST = 100
 DEAL_PAGE_SIZE = 150
 USER_AGENT = "keepa-deals/0.1"
 _NOT_JSON = object()
-
-
-@dataclass(frozen=True)
-class KeepaReply:
-    endpoint: str
-    envelope: TokenEnvelope
-    body: dict[str, Any] = field(repr=False)
-    sent_at_s: float  # local time the request left, for ordering against grants
-
-
-@dataclass(frozen=True)
-class DealPage(KeepaReply):
-    deals: list[dict[str, Any]] = field(default_factory=list, repr=False)
-
-
-@dataclass(frozen=True)
-class ProductReply(KeepaReply):
-    products: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
 BACKOFF_BASE_S = 0.5

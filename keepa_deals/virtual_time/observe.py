@@ -18,7 +18,8 @@ import redis
 
 from keepa_deals.infra.clock import Clock
 from keepa_deals.infra.redis_keys import RedisKeys
-from keepa_deals.keepa.client import DealPage, KeepaClient, ProductReply
+from keepa_deals.keepa.client import KeepaClient
+from keepa_deals.keepa.replies import DealPage, ProductReply
 from keepa_deals.tokens import TokenManager
 from keepa_deals.tokens.decision import Decision
 from keepa_deals.tokens.policy import TokenPolicy

@@ -17,8 +17,8 @@ from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.harvest.upserter import update_recent_deals
 from keepa_deals.infra.clock import ManualClock
 from keepa_deals.infra.redis_server import RedisServerProcess
-from keepa_deals.keepa.client import DealPage
 from keepa_deals.keepa.deal_query import InvalidDealQuery
+from keepa_deals.keepa.replies import DealPage
 from keepa_deals.keepa_sim import KeepaSimulator
 from keepa_deals.store import get_run
 from keepa_deals.tokens.manager import STOP_CHECK_S

@@ -25,7 +25,7 @@ from urllib3.util.retry import Retry
 from keepa_deals.config import Settings
 from keepa_deals.errors import KeepaDealsError
 from keepa_deals.infra.clock import ManualClock
-from keepa_deals.keepa.client import DealPage, KeepaClient, KeepaReply, ProductReply
+from keepa_deals.keepa.client import KeepaClient
 from keepa_deals.keepa.deal_query import InvalidDealQuery
 from keepa_deals.keepa.envelope import TokenEnvelope
 from keepa_deals.keepa.errors import (
@@ -39,6 +39,7 @@ from keepa_deals.keepa.errors import (
     PaymentRequired,
     ServerError,
 )
+from keepa_deals.keepa.replies import DealPage, KeepaReply, ProductReply
 from keepa_deals.keepa_sim import KeepaSimulator
 from tests.keepa_sim.conftest import START_S, USED_BOOKS, catalogue_asins
 

@@ -15,8 +15,8 @@ import pytest
 from keepa_deals.config import Settings
 from keepa_deals.errors import ConfigError
 from keepa_deals.infra.clock import ManualClock
-from keepa_deals.keepa.client import KeepaReply
 from keepa_deals.keepa.envelope import TokenEnvelope
+from keepa_deals.keepa.replies import KeepaReply
 from keepa_deals.tokens.errors import ImpossibleRequest, TokensUnavailable
 from tests.tokens.conftest import ManagerFactory
 from tests.tokens.driver import Demand, Driver
