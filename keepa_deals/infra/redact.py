@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 _KEY_PARAM = re.compile(r"(?i)([?&]key=)[^&\s'\"#]*")
 _HIDDEN = "***"
@@ -25,6 +26,16 @@ def redact(text: str) -> str:
     for secret in _secrets:
         text = text.replace(secret, _HIDDEN)
     return text
+
+
+def mask_url_password(url: str) -> str:
+    """`redis://:secret@host` -> `redis://:***@host`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 class RedactingFilter(logging.Filter):
