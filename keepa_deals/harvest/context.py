@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import redis as redis_lib
 
 from keepa_deals.config import Settings
 from keepa_deals.errors import ConfigError
 from keepa_deals.infra.clock import Clock, SystemClock
+from keepa_deals.infra.closing import Closing
 from keepa_deals.keepa.client import KeepaClient
 from keepa_deals.keepa.deal_query import load_deal_query
 from keepa_deals.store import open_from_settings
@@ -29,7 +30,7 @@ from keepa_deals.tokens import TokenManager
 
 
 @dataclass
-class HarvestContext:
+class HarvestContext(Closing):
     settings: Settings
     conn: sqlite3.Connection  # one per thread: sqlite3 connections are not shared
     keepa: KeepaClient
@@ -40,7 +41,7 @@ class HarvestContext:
     stop: Callable[[], bool] | None = None
     # Asked between batches too: True ends the run (its worker is shutting down).
     shutting_down: Callable[[], bool] | None = None
-    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _owned: ExitStack = field(default_factory=ExitStack, repr=False)
 
     @classmethod
     def from_settings(
@@ -58,8 +59,7 @@ class HarvestContext:
         """Everything from `settings`, except what is given. The deal query is read and
         the database migrated and checked first: a bad query or a drifted schema stops
         the run before any token is spent (stories 16, 19)."""
-        closers: list[Callable[[], None]] = []
-        try:
+        with ExitStack() as owned:
             selection = load_deal_query(settings.deal_query_path)
             query_domain = selection.get("domainId", settings.keepa_domain)
             if query_domain != settings.keepa_domain:
@@ -72,19 +72,18 @@ class HarvestContext:
                 )
             if conn is None:
                 conn = open_from_settings(settings)
-                closers.append(conn.close)
+                owned.callback(conn.close)
             if keepa is None:
                 keepa = KeepaClient.from_settings(settings)
-                closers.append(keepa.session.close)
+                owned.callback(keepa.session.close)
             if tokens is None:
                 # Without an injected clock the TokenManager reads Redis's TIME, one clock
                 # for every host; a test's ManualClock is shared with the simulator.
                 tokens = TokenManager.from_settings(settings, redis=redis, clock=clock, keepa=keepa)
                 if redis is None:
-                    closers.append(tokens.redis.close)
-        except BaseException:
-            _close_all(closers)
-            raise
+                    owned.callback(tokens.redis.close)
+            # Built: from here on `close()` owns them (until then, a failure closes them).
+            kept = owned.pop_all()
         return cls(
             settings=settings,
             conn=conn,
@@ -94,7 +93,7 @@ class HarvestContext:
             selection=selection,
             stop=stop,
             shutting_down=shutting_down,
-            _closers=closers,
+            _owned=kept,
         )
 
     @property
@@ -115,21 +114,4 @@ class HarvestContext:
 
     def close(self) -> None:
         """Close what `from_settings` opened, newest first. Safe to call twice."""
-        closers, self._closers = self._closers, []
-        _close_all(closers)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def _close_all(closers: list[Callable[[], None]]) -> None:
-    for close in reversed(closers):
-        close()
+        self._owned.close()

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from keepa_deals.harvest.calls import (
     DEAL_PAGE_TOKENS,
@@ -23,6 +22,7 @@ from keepa_deals.harvest.calls import (
 from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.harvest.run import Run, StopRun
 from keepa_deals.harvest.triage import known_outcome
+from keepa_deals.infra.closing import Closing
 from keepa_deals.keepa.envelope import TokenEnvelope
 from keepa_deals.keepa.errors import KeepaError, KeepaTimeout, MalformedResponse
 from keepa_deals.store import PendingDeal, Source, add_pending, mark_seen
@@ -71,7 +71,7 @@ def stage_deals(
     return len(fresh)
 
 
-class PageReader:
+class PageReader(Closing):
     """Deal pages under grants of up to `pages_per_grant` pages each.
 
     One grant per page would make every page after the first wait for the class's
@@ -141,13 +141,5 @@ class PageReader:
             self.ctx.tokens.cancel(grant)
         self._consumed, self._last, self._pages_left = 0, None, 0
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.settle()
+    # `with` ends by settling the open grant.
+    close = settle

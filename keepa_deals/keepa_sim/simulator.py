@@ -11,9 +11,9 @@ Use it in-process without a socket through `sim.adapter()` (a `requests` adapter
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Any, Self
 
+from keepa_deals.infra.closing import Closing
 from keepa_deals.keepa_sim.accounts import Accounts, KeyStatus
 from keepa_deals.keepa_sim.adapter import SimulatorAdapter
 from keepa_deals.keepa_sim.app import SimulatorApp
@@ -31,7 +31,7 @@ DEFAULT_CATALOGUE_SIZE = 30_000
 DROP_PROBABILITY = 0.5
 
 
-class KeepaSimulator:
+class KeepaSimulator(Closing):
     def __init__(
         self,
         *,
@@ -91,16 +91,8 @@ class KeepaSimulator:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    # `with` ends by stopping the server.
+    close = stop
 
     def adapter(self) -> SimulatorAdapter:
         """A `requests` adapter answering in-process: session.mount("http://keepa.sim/", ...)."""

@@ -17,11 +17,11 @@ import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from types import TracebackType
 
 import redis
 from redis.commands.core import Script
 
+from keepa_deals.infra.closing import Closing
 from keepa_deals.infra.redis_keys import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class LockHolder:
     ttl_left_s: float
 
 
-class TaskLock:
+class TaskLock(Closing):
     """`with TaskLock(...) as lock:` only if `lock.acquire()` was True; see `held()`.
 
     The heartbeat thread renews every `ttl_s / 3`. If a renewal finds the lock gone or
@@ -111,16 +111,8 @@ class TaskLock:
     def holder(self) -> LockHolder | None:
         return read_holder(self.redis, self.key, self.task)
 
-    def __enter__(self) -> TaskLock:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
+    # `with` ends by releasing the lock.
+    close = release
 
 
 def read_holder(client: redis.Redis, key: str, task: str) -> LockHolder | None:

@@ -18,11 +18,9 @@ import random
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import redis
 import requests
@@ -30,6 +28,7 @@ import requests
 from keepa_deals.config import Settings
 from keepa_deals.harvest.context import HarvestContext
 from keepa_deals.infra.clock import ManualClock
+from keepa_deals.infra.closing import Closing
 from keepa_deals.infra.redis_client import redis_client
 from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.infra.redis_server import RedisServerProcess
@@ -52,7 +51,7 @@ OWNED_SETTINGS = (
 
 
 @dataclass
-class SimulationStack:
+class SimulationStack(Closing):
     settings: Settings
     clock: ManualClock
     sim: KeepaSimulator
@@ -60,7 +59,7 @@ class SimulationStack:
     keepa: ObservedKeepaClient
     tokens: RecordingTokenManager
     ctx: HarvestContext
-    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _owned: ExitStack = field(default_factory=ExitStack, repr=False)
 
     @classmethod
     def start(
@@ -78,16 +77,15 @@ class SimulationStack:
         """`settings` supplies every setting but those in OWNED_SETTINGS. Without
         `redis_url` a private redis-server is started (and stopped by `close`); with it,
         keys go under a fresh prefix and are deleted by `close`."""
-        closers: list[Callable[[], None]] = []
-        try:
+        with ExitStack() as owned:
             own_redis = redis_url is None
             if redis_url is None:
                 server = RedisServerProcess().start()
-                closers.append(server.close)
+                owned.callback(server.close)
                 redis_url = server.url
             if db_path is None:
                 folder = tempfile.mkdtemp(prefix="keepa-simulate-")
-                closers.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+                owned.callback(shutil.rmtree, folder, ignore_errors=True)
                 db_path = Path(folder) / "deals.db"
             settings = replace(
                 settings,
@@ -98,11 +96,11 @@ class SimulationStack:
                 deals_db_path=db_path,
             )
             client = redis_client(redis_url)
-            closers.append(client.close)
+            owned.callback(client.close)
             if not own_redis:
                 # A shared Redis: leave nothing behind under our one-off prefix.
                 prefix = settings.redis_prefix
-                closers.append(lambda: _delete_prefix(client, prefix))
+                owned.callback(_delete_prefix, client, prefix)
             clock = ManualClock(START_S)
             sim = KeepaSimulator(
                 seed=seed,
@@ -114,7 +112,7 @@ class SimulationStack:
             )
             session = requests.Session()
             session.mount(f"{SIM_URL}/", sim.adapter())
-            closers.append(session.close)
+            owned.callback(session.close)
             # Retries of a 5xx back off on the virtual clock, with a seeded jitter.
             keepa = ObservedKeepaClient.from_settings(
                 settings, session=session, sleep=clock.sleep, rng=random.Random(seed)
@@ -130,27 +128,13 @@ class SimulationStack:
             ctx = HarvestContext.from_settings(
                 settings, clock=clock, keepa=keepa, redis=client, tokens=tokens
             )
-            closers.append(ctx.close)
-        except BaseException:
-            _close_all(closers)
-            raise
+            owned.callback(ctx.close)
+            kept = owned.pop_all()  # from here on `close()` owns them
         ledger = SimulatorLedger(sim, SIM_KEY)
-        return cls(settings, clock, sim, ledger, keepa, tokens, ctx, closers)
+        return cls(settings, clock, sim, ledger, keepa, tokens, ctx, kept)
 
     def close(self) -> None:
-        closers, self._closers = self._closers, []
-        _close_all(closers)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        self._owned.close()
 
 
 def _delete_prefix(client: redis.Redis, prefix: str) -> None:
@@ -158,8 +142,3 @@ def _delete_prefix(client: redis.Redis, prefix: str) -> None:
         keys = list(client.scan_iter(match=pattern, count=500))
         if keys:
             client.delete(*keys)
-
-
-def _close_all(closers: list[Callable[[], None]]) -> None:
-    for close in reversed(closers):
-        close()
