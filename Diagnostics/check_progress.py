@@ -47,7 +47,7 @@ def main() -> int:
         )
     verdicts = [check_progress(s), check_locks(s)]
     for v in verdicts:
-        print(f"{ {'ok': 'OK  ', 'warn': 'WARN', 'fail': 'FAIL'}[v.outcome] } {v.name}: {v.detail}")
+        print(f"{v.label} {v.name}: {v.detail}")
     emit(db, as_json)
     return 1 if any(v.outcome == "fail" for v in verdicts) else 0
 

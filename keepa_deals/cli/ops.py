@@ -14,10 +14,10 @@ import redis
 
 from keepa_deals.cli.common import fail, load_settings
 from keepa_deals.harvest.backfiller import restart_pass
+from keepa_deals.infra.checks import Check
 from keepa_deals.infra.durations import duration
 from keepa_deals.infra.redis_client import CLI, redis_client
 from keepa_deals.service.doctor import run_doctor
-from keepa_deals.service.preflight import Check
 from keepa_deals.service.status import gather
 from keepa_deals.service.timebase import now_s, service_clock
 from keepa_deals.store import get_watermark, open_from_settings, transaction

@@ -18,11 +18,12 @@ import redis
 
 from keepa_deals.config import Settings
 from keepa_deals.errors import KeepaDealsError
+from keepa_deals.infra.checks import Check
 from keepa_deals.infra.durations import duration
 from keepa_deals.infra.redis_client import DIAGNOSTICS, redis_client
 from keepa_deals.keepa.client import KeepaClient, longest_backoff_s
 from keepa_deals.keepa.errors import KeepaError
-from keepa_deals.service.preflight import Check, check_deal_query, check_redis
+from keepa_deals.service.preflight import check_deal_query, check_redis
 from keepa_deals.service.status import db_status, lock_status, token_status
 from keepa_deals.service.timebase import lock_ttl_wall_s
 from keepa_deals.service.timebase import now_s as service_now_s

@@ -8,26 +8,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import redis
 
 from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.errors import KeepaDealsError
+from keepa_deals.infra.checks import Check
 from keepa_deals.infra.redis_check import check_eviction
 from keepa_deals.infra.redis_client import DIAGNOSTICS, redis_client
 from keepa_deals.keepa.deal_query import load_deal_query
 from keepa_deals.store import open_from_settings
-
-Outcome = Literal["ok", "warn", "fail"]
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    outcome: Outcome
-    detail: str
 
 
 class PreflightFailed(KeepaDealsError):
@@ -54,9 +44,7 @@ def check_redis(settings: Settings) -> Check:
         return Check("redis", "fail", f"unreachable at {where}: {exc}")
     finally:
         client.close()
-    verdicts: dict[str, Outcome] = {"ok": "ok", "warn": "warn", "refuse": "fail"}
-    outcome = verdicts[eviction.verdict]
-    return Check("redis", outcome, f"{where}: {eviction.message}")
+    return Check("redis", eviction.outcome, f"{where}: {eviction.detail}")
 
 
 def check_database(settings: Settings) -> Check:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from keepa_deals.infra.redis_check import UnsafeRedis, check_eviction, require_safe_eviction
+from keepa_deals.infra.redis_check import check_eviction
 from keepa_deals.infra.redis_server import RedisServerProcess
 
 
@@ -21,25 +21,25 @@ def client(redis_server: RedisServerProcess) -> Iterator[redis.Redis]:
 
 
 def test_noeviction_is_ok(client: redis.Redis) -> None:
-    assert check_eviction(client).verdict == "ok"
+    assert check_eviction(client).outcome == "ok"
 
 
 def test_allkeys_with_a_limit_is_refused(client: redis.Redis) -> None:
     client.config_set("maxmemory", 512 * 1024 * 1024)
     client.config_set("maxmemory-policy", "allkeys-lru")
-    with pytest.raises(UnsafeRedis) as exc:
-        require_safe_eviction(client)
-    assert "allkeys-lru" in str(exc.value) and "noeviction" in str(exc.value)
+    check = check_eviction(client)
+    assert check.outcome == "fail"
+    assert "allkeys-lru" in check.detail and "noeviction" in check.detail
 
 
 def test_volatile_policy_warns_about_locks(client: redis.Redis) -> None:
     client.config_set("maxmemory", 512 * 1024 * 1024)
     client.config_set("maxmemory-policy", "volatile-lru")
-    check = require_safe_eviction(client)
-    assert check.verdict == "warn" and "lock" in check.message
+    check = check_eviction(client)
+    assert check.outcome == "warn" and "lock" in check.detail
 
 
 def test_no_limit_means_nothing_is_evicted_yet(client: redis.Redis) -> None:
     client.config_set("maxmemory-policy", "allkeys-lru")
     check = check_eviction(client)
-    assert check.verdict == "warn" and "maxmemory is 0" in check.message
+    assert check.outcome == "warn" and "maxmemory is 0" in check.detail

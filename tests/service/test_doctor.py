@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from keepa_deals.cli import main
 from keepa_deals.config import Settings
+from keepa_deals.infra.checks import Check
 from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.infra.redis_server import RedisServerProcess
 from keepa_deals.service import doctor
@@ -30,7 +31,6 @@ from keepa_deals.service.doctor import (
     run_doctor,
     run_overdue_after_s,
 )
-from keepa_deals.service.preflight import Check
 from keepa_deals.service.status import db_status
 from keepa_deals.store import (
     transaction,
