@@ -15,21 +15,15 @@ import secrets
 import socket
 import threading
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 
 import redis
 from redis.commands.core import Script
 
 from keepa_deals.infra.closing import Closing
+from keepa_deals.infra.lua import lua_source
 from keepa_deals.infra.redis_keys import RedisKeys
 
 log = logging.getLogger(__name__)
-
-
-@cache
-def _lua(name: str) -> str:
-    return (resources.files("keepa_deals.locking") / "lua" / f"{name}.lua").read_text("utf-8")
 
 
 def owner_token() -> str:
@@ -63,8 +57,8 @@ class TaskLock(Closing):
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._renew: Script = client.register_script(_lua("renew"))
-        self._release: Script = client.register_script(_lua("release"))
+        self._renew: Script = client.register_script(lua_source("keepa_deals.locking", "renew"))
+        self._release: Script = client.register_script(lua_source("keepa_deals.locking", "release"))
 
     def acquire(self) -> bool:
         """Take the lock if free and start the heartbeat. Never waits."""

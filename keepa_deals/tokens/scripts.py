@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import redis
 from redis.exceptions import NoScriptError
 
+from keepa_deals.infra.lua import lua_source
 from keepa_deals.keepa.envelope import TokenEnvelope
 
 _ENTRY_POINTS = ("acquire", "settle", "status", "recharge")
@@ -35,12 +35,7 @@ def source(name: str) -> str:
     """lib.lua followed by the entry script: Redis scripts cannot import each other."""
     if name not in _ENTRY_POINTS:
         raise ValueError(f"no token script {name!r}")
-    lua = resources.files("keepa_deals.tokens") / "lua"
-    return (
-        (lua / "lib.lua").read_text(encoding="utf-8")
-        + "\n"
-        + (lua / f"{name}.lua").read_text(encoding="utf-8")
-    )
+    return lua_source("keepa_deals.tokens", "lib", name)
 
 
 class TokenScripts:
