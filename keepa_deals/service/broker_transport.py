@@ -6,6 +6,12 @@ transport before the channel, and the channel's close then tries to push the una
 messages back through a connection pool it has to build from a transport whose
 `client` is already None. That raises AttributeError, which none of Celery's
 `ignore_errors` guards catch: "Unrecoverable error", and the worker process exits.
+Upstream this is kombu's Redis `Channel.close` building its pool from the transport's
+connection info after the transport dropped it (`_connparams` reading attributes of
+None), the AttributeError reported in celery/kombu issue #582 ("Error on restarting
+Gossip"); kombu 5.7.0 still has it. This module subclasses kombu internals (Channel,
+QoS, Transport), so kombu is pinned to that version in requirements.txt: re-check it
+before upgrading.
 
 Here a channel whose transport has lost its client answers with a Redis
 ConnectionError instead, an error kombu and Celery already treat as a lost broker:
