@@ -6,7 +6,7 @@
 # Idempotent: run it after every `git pull`. It installs into the venv, migrates the
 # database, installs or refreshes the units, restarts them and runs `keepa-deals
 # doctor`, failing when doctor fails. It never flushes Redis and never deletes locks:
-# a live run keeps its lock, and a killed one's lock expires by itself (story 21).
+# a live run keeps its lock, and a killed one's lock expires by itself (failure mode: stuck locks).
 # KEEPA_DOCTOR_WAIT_S (default 60): how long doctor may wait for the restarted units.
 set -euo pipefail
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Progress, not liveness (story 23): newest deal age, watermark age, deals per hour over
-24 h, and the last runs with why each stopped. Read-only.
+"""Progress, not liveness (failure mode: green but idle): newest deal age, watermark age, deals per
+hour over 24 h, and the last runs with why each stopped. Read-only.
 
-Exit 1 on the predecessor's worst states: no progress for hours while tokens were
+Exit 1 on the worst states a harvester sits in unseen: no progress for hours while tokens were
 available, or a lock held while nothing moves. Progress is what the runs record
 (evaluations, rejections included, or a run that caught up), so a quiet market is not
 a stall; a stall the token budget explains is a warning.

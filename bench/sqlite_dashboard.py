@@ -26,8 +26,8 @@
 Latency is one query as the dashboard sees it (execute + fetchall, `perf_counter`), and
 one writer transaction from `BEGIN IMMEDIATE` (waiting for the write lock included) to
 `COMMIT`. Every `sqlite3.OperationalError` is counted by message; "database is locked"
-would be the failure the store's design rules out (story 20); the exit status is 1 if
-one occurred. The WAL file's size is sampled after each round of queries (its peak is
+would be the failure the store's design rules out (failure mode: database is locked); the exit
+status is 1 if one occurred. The WAL file's size is sampled after each round of queries (its peak is
 reported; each phase starts from a truncated WAL).
 """
 

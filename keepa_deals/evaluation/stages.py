@@ -5,10 +5,10 @@
 - Stage 2, `commit` (history + `offers=20`, ~6-12 tokens): the sell-price estimate,
   fees, profit and ROI that decide acceptance.
 
-Paying the heavy price only to reject was the predecessor's mistake (story 14), so
-each stage rejects everything the data it has can rule out, with a `Reason` code.
-Money is integer cents throughout and ROI integer basis points; Keepa's -1 (and null,
-or a missing array) means "no data" and never reaches arithmetic.
+Paying the heavy price only to reject wastes the budget (failure mode: paying to reject), so each
+stage rejects everything the data it has can rule out, with a `Reason` code. Money is integer cents
+throughout and ROI integer basis points; Keepa's -1 (and null, or a missing array) means "no data"
+and never reaches arithmetic.
 
 The buy side is Keepa's USED price type: a reseller buys the cheapest used copy and
 sells it through FBA. The sell estimate only gets more careful from stage to stage

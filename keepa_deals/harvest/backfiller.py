@@ -7,18 +7,19 @@ First, once a day and free of tokens, history past HISTORY_KEEP_S is pruned
 
 1. `pending`, oldest first (its own deals, then the upserter's leftovers);
 2. zombie repair: live rows missing a dashboard field get a peek, and a commit only if
-   still viable (story 14);
+   still viable (failure mode: paying to reject);
 3. stale rescue: live rows not seen for STALE_AFTER_S get a 1-token refresh before
    anything would drop them;
 4. new pages of the deal query from the saved cursor: each page's unknown deals go to
    `pending` in the transaction that saves the next page, then `pending` is evaluated.
    A page that is not full ends the pass: the cursor goes back to page 0 and the next
-   pass starts BACKFILL_PASS_PAUSE_S later. The backfill never ends for good (story 22).
-   An operator's `keepa-deals backfill --restart` (`restart_pass`) starts a fresh pass
-   at the next run, without the pause.
+   pass starts BACKFILL_PASS_PAUSE_S later. The backfill never ends for good (failure mode: a
+   backfill that ends). An operator's `keepa-deals backfill --restart` (`restart_pass`) starts a
+   fresh pass at the next run, without the pause.
 
 A crash resumes where it stopped: the cursor only moves with the page it stands for,
-and a failed page (a 429 included, story 17) moves it neither forward nor back to 0.
+and a failed page (a 429 included, failure mode "an error read as the end") moves it neither forward
+nor back to 0.
 """
 
 from __future__ import annotations

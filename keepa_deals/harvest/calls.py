@@ -1,10 +1,11 @@
 """Paid Keepa calls under the TokenManager: size, acquire, call, settle.
 
 - Batch sizes follow what the TokenManager admits now, so they follow the refill rate
-  Keepa reports (story 10); an estimate is never above capacity minus the floor, the
-  most any request can ever be admitted for (story 1).
+  Keepa reports (failure mode: a refill rate fixed in code); an estimate is never above capacity
+  minus the floor, the most any request can ever be admitted for (failure mode: unreachable wait).
 - The run never sleeps for tokens itself: `acquire` waits the computed time within
-  HARVEST_INLINE_WAIT_S or says no, and the run stops (stories 4, 5, 11).
+  HARVEST_INLINE_WAIT_S or says no, and the run stops (failure modes: fixed sleeps, polling while
+  waiting, sleeping on a lock).
 - Every grant is settled with Keepa's `tokensConsumed`. A timed-out or garbled answer
   may have been charged, so its grant is left to the TokenManager's grant TTL rather
   than settled as free; a call that never reached Keepa is cancelled.
@@ -97,7 +98,8 @@ def call_keepa(ctx: HarvestContext, grant: Grant, call: Callable[[], R]) -> R:
 
 def release_failed(tokens: TokenManager, grant: Grant, exc: KeepaError) -> None:
     if exc.envelope is not None:
-        # Keepa answered: its numbers are the truth (a 429 included, story 17).
+        # Keepa answered: its numbers are the truth (a 429 included, failure mode "an error read as
+        # the end").
         tokens.settle(grant, exc.envelope)
     elif isinstance(exc, KeepaTimeout | MalformedResponse):
         # Keepa may have charged it and we cannot know how much: leave the grant in

@@ -36,7 +36,7 @@ class HarvestContext(Closing):
     keepa: KeepaClient
     tokens: TokenManager
     clock: Clock
-    selection: dict[str, Any]  # the /deal query, checked (story 16)
+    selection: dict[str, Any]  # the /deal query, checked (failure mode: numbers sent as text)
     # Asked between batches: True ends the run at once (the task lost its lock).
     stop: Callable[[], bool] | None = None
     # Asked between batches too: True ends the run (its worker is shutting down).
@@ -58,7 +58,7 @@ class HarvestContext(Closing):
     ) -> HarvestContext:
         """Everything from `settings`, except what is given. The deal query is read and
         the database migrated and checked first: a bad query or a drifted schema stops
-        the run before any token is spent (stories 16, 19)."""
+        the run before any token is spent (failure modes: numbers sent as text, schema drift)."""
         with ExitStack() as owned:
             selection = load_deal_query(settings.deal_query_path)
             query_domain = selection.get("domainId", settings.keepa_domain)

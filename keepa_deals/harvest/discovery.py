@@ -1,8 +1,8 @@
 """Reading deal pages (5 tokens each) and putting what is new in `pending`.
 
 Keepa's pages are only loosely sorted (neighbours swap), so callers sort each page
-themselves. A 429 is an error that stops the run, never an empty page (story 17): the
-client raises `NotEnoughTokens` and `PageReader` turns it into a stop.
+themselves. A 429 is an error that stops the run, never an empty page (failure mode: an error read
+as the end): the client raises `NotEnoughTokens` and `PageReader` turns it into a stop.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ class PageReader(Closing):
     One grant per page would make every page after the first wait for the class's
     threshold again (a page takes the balance below it), so a multi-page read could
     never finish within the inline wait and a growing gap would stall the upserter
-    for good (story 12). A grant that covers several pages is admitted once; it is
-    settled with the last page's envelope and the summed `tokensConsumed`, so unused
+    for good (failure mode: stalled watermark). A grant that covers several pages is admitted once;
+    it is settled with the last page's envelope and the summed `tokensConsumed`, so unused
     pages cost nothing.
     """
 

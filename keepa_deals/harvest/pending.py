@@ -2,8 +2,8 @@
 
 Everything both tasks find goes through `pending`, so a deal fetched and not yet
 evaluated survives a crash, a stop for tokens and the watermark moving past it
-(story 13). A deal leaves `pending` only in the transaction that stores its verdict;
-each batch's verdicts, its removals and the run's counts commit together.
+(failure mode: skipping watermark). A deal leaves `pending` only in the transaction that stores its
+verdict; each batch's verdicts, its removals and the run's counts commit together.
 
 Per window of pending deals: stage 0 and the known answers (free); commits for deals an
 earlier run peeked; then peeks in batches of what the TokenManager admits now (up to

@@ -2,7 +2,8 @@
 
 A peek (stage 1) asks for `stats` without history or offers: 1 token a product, up to
 100 a request. A commit (stage 2) adds the history and `offers=20`, and is only for
-products a peek found viable (story 14: never pay the heavy price only to reject).
+products a peek found viable (failure mode "paying to reject": never pay the heavy price only to
+reject).
 """
 
 from __future__ import annotations

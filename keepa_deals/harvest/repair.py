@@ -1,8 +1,8 @@
 """Stored rows that need a second look: zombies and stale deals.
 
 - A zombie is a live row missing a field the dashboard needs. It gets a peek first and
-  the heavy commit only if it is still viable (story 14); the commit's figures complete
-  the row, a rejection takes it off the dashboard.
+  the heavy commit only if it is still viable (failure mode: paying to reject); the commit's figures
+  complete the row, a rejection takes it off the dashboard.
 - A stale row was not seen on a deal page for STALE_AFTER_S. A 1-token peek decides:
   still viable, it counts as seen; otherwise it expires with the reason.
 

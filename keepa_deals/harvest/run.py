@@ -1,9 +1,9 @@
 """One run of a harvest task: its counters, why it stopped, and its row in `runs`.
 
 A run never decides to wait: it stops, says why, and the next scheduled run carries on
-(story 11). Deep code stops a run by raising `StopRun`; the task's top level turns that
-into the run's summary. Progress is measured, not assumed (story 23): every batch's
-transaction also writes the counts so far, so a crashed run still shows what it did.
+(failure mode: sleeping on a lock). Deep code stops a run by raising `StopRun`; the task's top level
+turns that into the run's summary. Progress is measured, not assumed (failure mode: green but idle):
+every batch's transaction also writes the counts so far, so a crashed run still shows what it did.
 """
 
 from __future__ import annotations

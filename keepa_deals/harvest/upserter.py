@@ -7,9 +7,10 @@
    a page that is not full or holds two deals strictly older than the watermark.
 2. In ONE transaction: the new deals go to `pending` and the watermark ratchets to
    the newest deal seen. It moves even though evaluation is far from done, since the
-   deals it passes are safe in `pending` (story 12); it never moves past a deal that
-   was not fetched (story 13). Discovery cut short (tokens, a 429, an error) keeps what
-   it fetched but leaves the watermark where it was: the unread pages lie behind it.
+   deals it passes are safe in `pending` (failure mode: stalled watermark); it never moves past a
+   deal that was not fetched (failure mode: skipping watermark). Discovery cut short (tokens, a 429,
+   an error) keeps what it fetched but leaves the watermark where it was: the unread pages lie
+   behind it.
 3. Evaluation: `pending` oldest first (this task's deals first) until tokens, time or
    work run out.
 
@@ -84,7 +85,7 @@ def discover_recent(ctx: HarvestContext, run: Run) -> None:
     except StopRun:
         _store(ctx, run, list(found.values()), older_seen, None, now_s)
         raise
-    # Never a watermark in the future (story 15): a clock ahead of ours, or a bad
+    # Never a watermark in the future (failure mode: wrong epoch): a clock ahead of ours, or a bad
     # conversion, must not make every later deal look old.
     mark_s = None if newest_s is None else min(newest_s, now_s)
     _store(ctx, run, list(found.values()), older_seen, mark_s, now_s)

@@ -2,8 +2,8 @@
 
 Every reply carries its TokenEnvelope so the TokenManager can settle the grant with
 what Keepa really charged. Every error is one of the types in `errors.py`; a 429 is
-`NotEnoughTokens`, never an empty page (story 17). The key travels in the query string,
-so every message that could quote a URL goes through `redact`.
+`NotEnoughTokens`, never an empty page (failure mode: an error read as the end). The key travels in
+the query string, so every message that could quote a URL goes through `redact`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The /deal selection: loaded, checked and normalised before any token is spent.
 
 Keepa silently falls back to its defaults when an integer arrives as a string
-(story 16: all-time data instead of the last week), so every number is checked to be
-a JSON number here, where a mistake costs nothing.
+(failure mode "numbers sent as text": all-time data instead of the last week), so every number is
+checked to be a JSON number here, where a mistake costs nothing.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Keepa time: minutes since 2011-01-01 00:00 UTC.
 
-The predecessor used a 2000 epoch, read fresh data as 2015 and froze its watermark
-(story 15). Every conversion in the project goes through this module.
+A 2000 epoch reads fresh data as 2015 and freezes the watermark
+(failure mode: wrong epoch). Every conversion in the project goes through this module.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Keepa is strict about shape and silent about types: a list of two price types is
 rejected, a dateRange of 7 is out of range (405), but a dateRange of "1" (a string) is
-quietly replaced by the default - which is how a predecessor fetched all-time data
+quietly replaced by the default - which is how a harvester ends up with all-time data
 instead of last week's. Both behaviours are reproduced here.
 """
 

@@ -1,8 +1,8 @@
 """A task lock with a short TTL, renewed by a heartbeat while its run lives.
 
-The predecessor's locks had a 10-day TTL that survived restarts, and its kill scripts
-deleted every lock, live ones included (story 21). Here a lock lives `ttl_s` unless its
-owner's heartbeat renews it, so a killed worker's lock frees itself within one TTL of
+Locks with a 10-day TTL survive restarts, and kill scripts that clean them up
+delete every lock, live ones included (failure mode: stuck locks). Here a lock lives `ttl_s` unless
+its owner's heartbeat renews it, so a killed worker's lock frees itself within one TTL of
 its last renewal (within two TTLs of the kill, whatever the phase). Only the owner may
 renew or release it: both are Lua compare-and-act scripts.
 """

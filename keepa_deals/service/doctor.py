@@ -1,7 +1,7 @@
 """`keepa-deals doctor`: every check, each with a verdict and the reason.
 
-Liveness is not health (story 23): besides Redis, the database, Keepa and the workers,
-it judges progress: runs happening on schedule, runs getting somewhere (as the `runs`
+Liveness is not health (failure mode: green but idle): besides Redis, the database, Keepa and the
+workers, it judges progress: runs happening on schedule, runs getting somewhere (as the `runs`
 table records it: rejecting is progress, a quiet market is not a stall), and no lock
 held by a run that has stopped moving. `--wait-s` retries what fails until a deadline,
 for a deploy that runs doctor right after restarting the units.
@@ -30,7 +30,7 @@ from keepa_deals.service.timebase import now_s as service_now_s
 from keepa_deals.store import check_schema, connect_readonly
 
 # No progress (see check_progress) for this long, not explained by the token budget,
-# is the predecessor's stall (story 23).
+# is a stall (failure mode: green but idle).
 STALL_AFTER_S = 3 * 3600
 # Wall seconds between the two looks at a lock held with no open run. A holder writes
 # its run row within about a second of taking the lock (tasks.run_locked), so a lock
@@ -213,7 +213,8 @@ def check_locks(
     sleep: Callable[[float], None] = time.sleep,
     confirm_s: float = LOCK_CONFIRM_S,
 ) -> Check:
-    """Every held lock must belong to a run that is moving (story 23), and expire (21).
+    """Every held lock must belong to a run that is moving (failure mode: green but idle), and
+    expire (failure mode: stuck locks).
 
     A lock is held with nothing moving when
     - it has no TTL: no keepa-deals heartbeat sets that, and it never frees itself;

@@ -1,8 +1,8 @@
 """What `keepa-deals status` and the Diagnostics report: progress, not just liveness.
 
-The predecessor's dashboards were green for 20 hours while nothing was ingested
-(story 23). So this reports the newest deal's age, the watermark's age, deals per hour
-and why each run stopped, beside the token state and the locks.
+Dashboards can stay green for 20 hours while nothing is ingested
+(failure mode: green but idle). So this reports the newest deal's age, the watermark's age, deals
+per hour and why each run stopped, beside the token state and the locks.
 
 Progress is judged from what the runs record, not from the deals table: a rejection
 does not touch `deals.last_evaluated_s`, and a quiet market adds no deal rows, yet both
@@ -72,7 +72,7 @@ def lock_status(settings: Settings, client: redis.Redis) -> dict[str, Any]:
     """Each task's lock: None when free, else its owner, TTL left and whether it expires.
 
     `expires` False means the key has no TTL at all: no keepa-deals heartbeat sets such
-    a lock, and it would never free itself (story 21's 10-day locks, worse)."""
+    a lock, and it would never free itself (failure mode "stuck locks"'s 10-day locks, worse)."""
     keys = RedisKeys(settings.redis_prefix)
     out: dict[str, Any] = {}
     for task in TASKS:

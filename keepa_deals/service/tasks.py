@@ -1,8 +1,8 @@
 """The two Celery tasks. Each runs its pipeline function under its task lock.
 
 A run that finds its lock held returns at once and says who holds it. A run never waits
-long for tokens while holding the lock (story 11): the pipeline stops when the
-TokenManager's next wait is longer than its inline limit, and beat brings it back.
+long for tokens while holding the lock (failure mode: sleeping on a lock): the pipeline stops when
+the TokenManager's next wait is longer than its inline limit, and beat brings it back.
 """
 
 from __future__ import annotations

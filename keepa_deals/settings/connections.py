@@ -80,7 +80,7 @@ class ConnectionSettings:
         60.0,
         number(1, 600),
         "Seconds a writer waits for another writer's lock before failing (SQLite's 5 s "
-        "default killed the predecessor's backfiller).",
+        "default kills a writer under a reading dashboard).",
     )
     deal_query_path: Path = setting(
         "DEAL_QUERY_PATH",

@@ -102,7 +102,7 @@ def bounded_waits(s: RuntimeSettings) -> None:
     the class without a share is left something it is sure to get."""
     if s.min_share_backfill <= 0:
         # The lowest class has nobody below it to borrow from: without a share, an
-        # upserter that keeps asking could starve it forever (story 2).
+        # upserter that keeps asking could starve it forever (failure mode: starved class).
         raise ConfigError(
             "TOKEN_MIN_SHARE_BACKFILL",
             s.min_share_backfill,

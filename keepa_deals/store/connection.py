@@ -1,7 +1,7 @@
 """SQLite connections that a reading dashboard cannot break, and explicit transactions.
 
-Story 20: SQLite's default 5 s busy timeout, under a dashboard reading the database,
-killed the predecessor's backfiller for good. Here:
+Failure mode "database is locked": SQLite's default 5 s busy timeout, under a dashboard reading the
+database, kills a writer for good. Here:
 
 - WAL mode: readers never block the writer and the writer never blocks readers, so a
   dashboard holding a long read transaction costs nothing but a growing WAL file.

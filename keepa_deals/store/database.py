@@ -17,7 +17,7 @@ def open_store(
 
     Raises SchemaTooNew for a database from a newer keepa-deals and SchemaDrift for one
     whose tables differ from its version: better to stop at start-up than to have
-    every insert fail later (story 19).
+    every insert fail later (failure mode: schema drift).
     """
     conn = connect(path, busy_timeout_s=busy_timeout_s)
     try:

@@ -30,7 +30,8 @@ class Source(StrEnum):
 
 
 LIVE_STATUSES = (DealStatus.CANDIDATE, DealStatus.ACCEPTED)
-# What the dashboard view needs. A live row missing any of them is a zombie (story 14).
+# What the dashboard view needs. A live row missing any of them is a zombie (failure mode: paying to
+# reject).
 DASHBOARD_FIELDS = (
     "title",
     "buy_price_cents",

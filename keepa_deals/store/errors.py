@@ -12,8 +12,8 @@ class StoreError(KeepaDealsError):
 class SchemaTooNew(StoreError):
     """The database was migrated by a newer keepa-deals than this one.
 
-    Writing to it with older code is how columns go missing unnoticed (story 19), so
-    the store refuses to open it instead.
+    Writing to it with older code is how columns go missing unnoticed (failure mode: schema drift),
+    so the store refuses to open it instead.
     """
 
     def __init__(self, path: str, found: int, supported: int) -> None:

@@ -1,7 +1,7 @@
 """Schema versions, numbered by `PRAGMA user_version`, applied at start-up.
 
-Story 19: columns existed in code but not in the production database, every insert
-failed and nothing said so. So a database is brought up to date every time it is
+Failure mode "schema drift": columns existed in code but not in the production database, every
+insert failed and nothing said so. So a database is brought up to date every time it is
 opened, each step in its own transaction (with the version bump, so a failed step
 leaves the database exactly at the previous version), and then compared with what its
 version promises.
@@ -89,7 +89,7 @@ Columns = dict[str, tuple[str, int, int]]
 def _objects(conn: sqlite3.Connection) -> dict[tuple[str, str], Columns]:
     """(type, name) of every table, view, index and trigger; for tables their columns as
     name -> (declared type, not null, primary-key position), plus "STRICT" when the
-    table is (a non-strict table would take "$246.26" as a price: story 18)."""
+    table is (a non-strict table would take "$246.26" as a price: failure mode "prices as text")."""
     strict = {
         str(row[1]): bool(row[5])
         for row in conn.execute("PRAGMA main.table_list").fetchall()

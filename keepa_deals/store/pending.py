@@ -1,5 +1,5 @@
 """`pending`: deals fetched but not yet evaluated, so the watermark can move past them
-without losing them (story 13).
+without losing them (failure mode: skipping watermark).
 
 One row per ASIN and domain: adding a deal again keeps the newer record. Taking does
 not delete: a crash between taking and storing the verdict must not lose the deal, so
@@ -54,7 +54,8 @@ class PendingDeal:
     def from_deal(
         cls, record: Mapping[str, Any], *, domain: int, source: Source, now_s: int
     ) -> PendingDeal:
-        """From a /deal `dr` record, its Keepa minutes converted here (story 15)."""
+        """From a /deal `dr` record, its Keepa minutes converted here (failure mode: wrong
+        epoch)."""
         summary = parse_deal(record)
         return cls(
             asin=summary.asin,

@@ -34,7 +34,7 @@ def params(obj: DataclassInstance) -> dict[str, Any]:
 
 def require_int(owner: str, name: str, value: object, *, optional: bool = True) -> None:
     """Money and times are integers. A float, a bool or "$246.26" is a bug upstream;
-    fail where it happens rather than store it (story 18)."""
+    fail where it happens rather than store it (failure mode: prices as text)."""
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int):

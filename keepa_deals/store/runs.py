@@ -1,4 +1,5 @@
-"""`runs`: one row per task run, so progress is measured, not assumed (story 23).
+"""`runs`: one row per task run, so progress is measured, not assumed (failure mode: green but
+idle).
 
 A run is started, updated as it goes (a crash keeps the counts so far) and finished
 with the reason it stopped. Tokens are what Keepa charged (`tokensConsumed`), by stage.

@@ -3,7 +3,7 @@ that has shipped: add the next one (an old database upgrades through every step)
 
 Conventions (the contract in docs/schema.md):
 - Tables are STRICT: a price that arrives as text ("$246.26") is refused, not stored
-  (story 18). Money is INTEGER cents, `_cents` in the name.
+  (failure mode: prices as text). Money is INTEGER cents, `_cents` in the name.
 - Times are INTEGER unix seconds, UTC, `_s` in the name. Keepa minutes are converted
   before they are stored.
 - Statements are listed one by one: Python's `executescript` would commit the
@@ -127,9 +127,9 @@ V1_PIPELINE_TABLES: tuple[str, ...] = (
         CHECK ((int_value IS NULL) <> (text_value IS NULL))
     ) STRICT
     """,
-    # The watermark ratchets (stories 12, 13). The store's own writes use MAX(); this
-    # trigger refuses a backwards move from any other writer too. Deleting the row is
-    # the deliberate way to reset it.
+    # The watermark ratchets (failure modes: stalled watermark, skipping watermark). The store's own
+    # writes use MAX(); this trigger refuses a backwards move from any other writer too. Deleting
+    # the row is the deliberate way to reset it.
     """
     CREATE TRIGGER watermark_never_moves_backwards
     BEFORE UPDATE OF int_value ON system_state

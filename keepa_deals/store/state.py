@@ -1,8 +1,8 @@
 """`system_state`: small typed values that must survive restarts, above all the upserter's
 watermark and the backfiller's cursor.
 
-The watermark ratchets (stories 12 and 13): `advance_watermark` writes
-`MAX(stored, proposed)` in one statement, so no caller, however late or concurrent,
+The watermark ratchets (failure modes: stalled watermark, skipping watermark): `advance_watermark`
+writes `MAX(stored, proposed)` in one statement, so no caller, however late or concurrent,
 can move it backwards, and a trigger refuses a backwards UPDATE from anyone else.
 Call it inside the `transaction()` that stores the results justifying it: they commit
 together or not at all.
@@ -87,7 +87,9 @@ def advance_watermark(conn: sqlite3.Connection, to_s: int, now_s: int) -> int:
 @dataclass(frozen=True)
 class BackfillCursor:
     page: int = 0  # the next page of the deal query to fetch
-    passes: int = 0  # completed passes over every page (the backfill never ends: story 22)
+    # Completed passes over every page: the backfill never ends (failure mode "a backfill
+    # that ends").
+    passes: int = 0
 
     def __post_init__(self) -> None:
         if self.page < 0 or self.passes < 0:

@@ -1,10 +1,10 @@
 """TokenManager: one atomic token budget in Redis for every worker on every host.
 
 Every decision and every reconciliation is a single Lua script call (lua/*.lua), so
-concurrent workers can neither overspend nor lose each other's updates (stories 7, 9).
-This class only moves values in and out of the scripts, syncs from Keepa's free
-`/token` when the scripts ask, and sleeps the waits they compute (story 5: nothing
-polls Keepa while waiting).
+concurrent workers can neither overspend nor lose each other's updates (failure modes: lost updates
+between workers, per-process counters). This class only moves values in and out of the scripts,
+syncs from Keepa's free `/token` when the scripts ask, and sleeps the waits they compute (failure
+mode "polling while waiting": nothing polls Keepa while waiting).
 """
 
 from __future__ import annotations
@@ -206,8 +206,8 @@ class TokenManager:
         """Wait the computed time while the total stays within `max_wait_s`.
 
         Tasks pass a short `max_wait_s` and stop on TokensUnavailable: nothing sleeps
-        long while holding a lock (story 11); beat brings the task back. `stop`, when
-        given, is asked at least every STOP_CHECK_S of a wait and before every ask
+        long while holding a lock (failure mode: sleeping on a lock); beat brings the task back.
+        `stop`, when given, is asked at least every STOP_CHECK_S of a wait and before every ask
         after one; True raises AcquireStopped (a worker shutting down must not first
         sit out the wait and then spend the tokens).
         """
@@ -321,7 +321,8 @@ class TokenManager:
 
         A pause holds the recharge-gated classes until `resume` or RECHARGE_TIMEOUT_S,
         whichever comes first, so a forgotten pause cannot stall the service for good
-        (story 6). A resume blocks automatic re-entry for one timeout, as a timeout does.
+        (failure mode: recharge with no exit). A resume blocks automatic re-entry for one timeout,
+        as a timeout does.
         """
         applied = self._scripts.recharge(self._now_arg(), active)
         if not int(applied):
@@ -333,7 +334,7 @@ class TokenManager:
 
         Read-only: nothing is granted, and another worker may take the tokens first, in
         which case `acquire` waits its computed time as usual. Batch sizes follow it, so
-        they follow the refill rate Keepa reports (story 10)."""
+        they follow the refill rate Keepa reports (failure mode: a refill rate fixed in code)."""
         if self.policy.get(cls) is None:
             raise UnknownTokenClass(cls, self.policy.class_names)
         snap = self.status()

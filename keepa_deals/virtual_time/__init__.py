@@ -22,7 +22,8 @@ Scenario files (JSON, or TOML with the same fields); every field is optional:
 
     {
       "name": "plan-upgrade",      # default: the file name without its extension
-      "story": "10",               # which predecessor failure it replays (free text)
+      "story": "a refill rate fixed in code",  # the failure mode it replays (free text,
+                                   # docs/failure-modes.md)
       "description": "...",
       "hours": 8,                  # defaults for --hours, --refill-rate, --seed
       "refill_rate": 5,

@@ -110,7 +110,7 @@ def build_settings(layers: Iterable[Mapping[str, str]], where: str = "--set") ->
 
 def verify_refusals(scenario: Scenario) -> list[dict[str, Any]]:
     """Each `refuse` entry must be refused at start-up, with the reason ConfigError
-    gives; one that is accepted is a scenario failure (a story the project promised to
+    gives; one that is accepted is a scenario failure (a failure mode the project promised to
     make impossible has become possible again)."""
     out: list[dict[str, Any]] = []
     for entry in scenario.refuse:

@@ -89,7 +89,7 @@ class DealTracker:
     def run_ended(self, now_s: float) -> None:
         """Collect the answers the run just committed. A pending row that went counts
         only if an answer for its ASIN is in the database: a row removed without one is
-        exactly the loss this tracker exists to catch (story 13)."""
+        exactly the loss this tracker exists to catch (failure mode: skipping watermark)."""
         for asin, created_s, at_s in self.conn.execute("SELECT * FROM temp.sim_answers"):
             if created_s is None:
                 bisect.insort(self._answers.setdefault(asin, []), float(at_s))

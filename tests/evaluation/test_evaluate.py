@@ -407,7 +407,8 @@ def test_the_simulators_deals_and_products_go_through_every_stage(client: KeepaC
             else:
                 accepted.append(final)
     assert sum(verdicts.values()) + len(accepted) == len(deals) > 500
-    # Most deals are ruled out for free (story 14), and some survive to be accepted.
+    # Most deals are ruled out for free (failure mode: paying to reject), and some survive to be
+    # accepted.
     free = sum(n for (stage, _), n in verdicts.items() if stage == Stage.FREE)
     assert free > 0.8 * len(deals)
     assert any(stage == Stage.COMMIT for stage, _ in verdicts) and accepted

@@ -1,5 +1,6 @@
-"""The backfiller: it never ends for good (story 22), repairs zombies with a peek first
-(story 14), and refreshes stale deals for a token before they expire."""
+"""The backfiller: it never ends for good (failure mode: a backfill that ends), repairs zombies with
+a peek first (failure mode: paying to reject), and refreshes stale deals for a token before they
+expire."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from keepa_deals.store.runs import RunStats
 from tests.harvest.conftest import GENEROUS, START_S, HarnessFactory, run_tokens
 
 
-def test_story_22_the_backfill_starts_again_at_page_0_and_never_ends(
+def test_the_backfill_starts_again_at_page_0_and_never_ends(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(backfill_pass_pause_s=3600)
@@ -42,7 +43,7 @@ def test_story_22_the_backfill_starts_again_at_page_0_and_never_ends(
     assert get_cursor(h.conn).passes == 2
 
 
-def test_story_22_an_empty_result_restarts_the_pass_instead_of_stopping(
+def test_an_empty_result_restarts_the_pass_instead_of_stopping(
     make_harness: HarnessFactory,
 ) -> None:
     # No used book sells between 1 and 2 cents: every page is empty.

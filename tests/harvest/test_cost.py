@@ -1,5 +1,5 @@
-"""What deals cost: cheap checks first and the heavy fetch only for survivors (story 14),
-and every token a run reports is a token Keepa charged."""
+"""What deals cost: cheap checks first and the heavy fetch only for survivors (failure mode: paying
+to reject), and every token a run reports is a token Keepa charged."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _day_part(h: Harness, hours: int) -> None:
         h.backfill()
 
 
-def test_story_14_a_deal_the_peek_rules_out_never_takes_the_heavy_path(
+def test_a_deal_the_peek_rules_out_never_takes_the_heavy_path(
     make_harness: HarnessFactory,
 ) -> None:
     # Every product fails stage 1 (too few sales): nothing may reach stage 2.
@@ -33,7 +33,7 @@ def test_story_14_a_deal_the_peek_rules_out_never_takes_the_heavy_path(
     assert h.endpoint_tokens()["product"] == tokens["peek"]
 
 
-def test_story_14_rejected_deals_cost_at_most_1_2_tokens_on_average(
+def test_rejected_deals_cost_at_most_1_2_tokens_on_average(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(catalogue_size=30_000)

@@ -1,5 +1,6 @@
-"""The harvest's writes against the database's contract: integer cents (story 18), an
-old or drifted schema (story 19), and readers and writers side by side (story 20)."""
+"""The harvest's writes against the database's contract: integer cents (failure mode: prices as
+text), an old or drifted schema (failure mode: schema drift), and readers and writers side by side
+(failure mode: database is locked)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from keepa_deals.store import (
 from tests.harvest.conftest import GENEROUS, START_S, HarnessFactory, run_tokens
 
 
-def test_story_18_prices_are_integer_cents_and_profits_add_up(
+def test_prices_are_integer_cents_and_profits_add_up(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(**GENEROUS)
@@ -41,7 +42,7 @@ def test_story_18_prices_are_integer_cents_and_profits_add_up(
         assert {k[0] for k in kinds} <= {"integer", "null"}
 
 
-def test_story_19_an_old_database_is_upgraded_before_the_harvest_writes(
+def test_an_old_database_is_upgraded_before_the_harvest_writes(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(**GENEROUS)
@@ -61,7 +62,7 @@ def test_story_19_an_old_database_is_upgraded_before_the_harvest_writes(
     assert len(top_deals(h.conn, limit=1000)) > 1  # the view of version 2 exists
 
 
-def test_story_19_a_drifted_database_stops_the_run_before_a_token_is_spent(
+def test_a_drifted_database_stops_the_run_before_a_token_is_spent(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness()
@@ -75,7 +76,7 @@ def test_story_19_a_drifted_database_stops_the_run_before_a_token_is_spent(
     assert h.sim.state()["totals"]["calls"] == 0
 
 
-def test_story_20_a_dashboard_holding_a_long_read_breaks_no_write(
+def test_a_dashboard_holding_a_long_read_breaks_no_write(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(**GENEROUS)
@@ -95,7 +96,7 @@ def test_story_20_a_dashboard_holding_a_long_read_breaks_no_write(
     assert dashboard.execute("SELECT COUNT(*) FROM dashboard_deals").fetchone()[0] == written
 
 
-def test_story_20_both_tasks_writing_at_once_wait_for_each_other(
+def test_both_tasks_writing_at_once_wait_for_each_other(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(deal_rate=2.0, **GENEROUS)

@@ -1,6 +1,6 @@
-"""Keepa failing under a run: a 429 is never "no more deals" (story 17), nothing stays
-stuck after a timeout, a crash or a lost lock (story 21), and an ASIN that keeps
-failing is quarantined instead of retried forever."""
+"""Keepa failing under a run: a 429 is never "no more deals" (failure mode: an error read as the
+end), nothing stays stuck after a timeout, a crash or a lost lock (failure mode: stuck locks), and
+an ASIN that keeps failing is quarantined instead of retried forever."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from tests.harvest.conftest import (
 NO_VARIATION_FILTER = {"singleVariation": False}
 
 
-def test_story_17_a_429_on_the_deal_page_is_not_the_end_of_the_deals(
+def test_a_429_on_the_deal_page_is_not_the_end_of_the_deals(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(query=NO_VARIATION_FILTER)
@@ -45,7 +45,7 @@ def test_story_17_a_429_on_the_deal_page_is_not_the_end_of_the_deals(
     assert not observable(h, START_S - 3600, START_S, [START_S]) - all_accounted(h.conn)
 
 
-def test_story_17_a_429_on_a_backfill_page_moves_the_cursor_neither_way(
+def test_a_429_on_a_backfill_page_moves_the_cursor_neither_way(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(catalogue_size=30_000)
@@ -59,7 +59,7 @@ def test_story_17_a_429_on_a_backfill_page_moves_the_cursor_neither_way(
     assert resumed.stats.deals_seen >= 150 and get_cursor(h.conn) != BackfillCursor(2, 0)
 
 
-def test_story_17_a_429_while_evaluating_leaves_the_deals_pending(
+def test_a_429_while_evaluating_leaves_the_deals_pending(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(min_percent_drop=0, min_profit_cents=0, min_roi_percent=0)
@@ -73,7 +73,7 @@ def test_story_17_a_429_while_evaluating_leaves_the_deals_pending(
     assert h.upsert().stop_reason == "done" and count_pending(h.conn) == 0
 
 
-def test_story_21_a_timed_out_call_blocks_nothing_for_good(make_harness: HarnessFactory) -> None:
+def test_a_timed_out_call_blocks_nothing_for_good(make_harness: HarnessFactory) -> None:
     h = make_harness(min_percent_drop=0, min_profit_cents=0, min_roi_percent=0)
     h.sim.set_faults({"timeout_after_charge": 1, "timeout_mode": "drop", "endpoints": ["product"]})
     stopped = h.upsert()
@@ -88,7 +88,7 @@ def test_story_21_a_timed_out_call_blocks_nothing_for_good(make_harness: Harness
     assert h.ctx.tokens.status().as_dict()["grants_in_flight"] == 0
 
 
-def test_story_21_a_crash_mid_batch_leaves_no_database_lock(
+def test_a_crash_mid_batch_leaves_no_database_lock(
     make_harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h = make_harness(min_percent_drop=0, min_profit_cents=0, min_roi_percent=0)
@@ -112,7 +112,7 @@ def test_story_21_a_crash_mid_batch_leaves_no_database_lock(
     assert h.upsert().stop_reason == "done" and count_pending(h.conn) == 0
 
 
-def test_story_21_a_run_that_loses_its_lock_stops_between_batches(
+def test_a_run_that_loses_its_lock_stops_between_batches(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(catalogue_size=30_000, refill_rate=100)

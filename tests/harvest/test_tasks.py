@@ -1,5 +1,6 @@
 """The tasks as a caller sees them: what they are built from, what they refuse before
-spending a token (story 16), how every run ends on its own, and what they return."""
+spending a token (failure mode: numbers sent as text), how every run ends on its own, and what they
+return."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from keepa_deals.tokens.manager import STOP_CHECK_S
 from tests.harvest.conftest import KEY, START_S, HarnessFactory, accounted_asins
 
 
-def test_story_16_a_number_sent_as_text_is_refused_before_a_token_is_spent(
+def test_a_number_sent_as_text_is_refused_before_a_token_is_spent(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(query={"dateRange": "1"})
@@ -34,7 +35,7 @@ def test_story_16_a_number_sent_as_text_is_refused_before_a_token_is_spent(
     assert h.sim.state()["totals"]["calls"] == 0
 
 
-def test_story_16_every_page_request_carries_numbers_as_numbers(
+def test_every_page_request_carries_numbers_as_numbers(
     make_harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h = make_harness(catalogue_size=30_000)

@@ -1,6 +1,7 @@
-"""The upserter's watermark: it ratchets forward while evaluation lags (story 12), never
-past a deal that was not fetched (story 13), in the right epoch (story 15), inclusive
-at ties, and monotonic across repeated and concurrent runs."""
+"""The upserter's watermark: it ratchets forward while evaluation lags (failure mode: stalled
+watermark), never past a deal that was not fetched (failure mode: skipping watermark), in the right
+epoch (failure mode: wrong epoch), inclusive at ties, and monotonic across repeated and concurrent
+runs."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ HUNGRY = {
 NO_VARIATION_FILTER = {"singleVariation": False}  # so pages match sim.deals_published
 
 
-def test_story_12_watermark_advances_every_run_while_evaluation_lags(
+def test_watermark_advances_every_run_while_evaluation_lags(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(deal_rate=4.0, query=NO_VARIATION_FILTER, **HUNGRY)
@@ -61,7 +62,7 @@ def test_story_12_watermark_advances_every_run_while_evaluation_lags(
     assert not observable(h, START_S - 3600, looks[-1], looks) - all_accounted(h.conn)
 
 
-def test_story_13_deals_the_watermark_passed_wait_in_pending(
+def test_deals_the_watermark_passed_wait_in_pending(
     make_harness: HarnessFactory,
 ) -> None:
     h = make_harness(initial_tokens=40, query=NO_VARIATION_FILTER, **HUNGRY)
@@ -78,7 +79,7 @@ def test_story_13_deals_the_watermark_passed_wait_in_pending(
     assert not observable(h, START_S - 3600, looks[-1], looks) - all_accounted(h.conn)
 
 
-def test_story_13_discovery_cut_short_keeps_the_watermark(make_harness: HarnessFactory) -> None:
+def test_discovery_cut_short_keeps_the_watermark(make_harness: HarnessFactory) -> None:
     # Tokens for two pages only, a five-hour gap behind the watermark (~5 pages).
     h = make_harness(
         catalogue_size=30_000,
@@ -103,7 +104,7 @@ def test_story_13_discovery_cut_short_keeps_the_watermark(make_harness: HarnessF
     assert not observable(h, gap_start_s, START_S + 600, looks) - all_accounted(h.conn)
 
 
-def test_story_13_loosely_sorted_pages_lose_nothing(make_harness: HarnessFactory) -> None:
+def test_loosely_sorted_pages_lose_nothing(make_harness: HarnessFactory) -> None:
     # Half of all neighbours swapped, across page boundaries too.
     h = make_harness(catalogue_size=30_000, sort_jitter=0.5, query=NO_VARIATION_FILTER)
     gap_start_s = int(START_S) - 4 * 3600
@@ -134,7 +135,7 @@ def test_a_deal_exactly_on_the_watermark_is_neither_lost_nor_paid_twice(
     assert times == 1
 
 
-def test_story_15_deal_times_are_read_in_keepa_s_2011_epoch(make_harness: HarnessFactory) -> None:
+def test_deal_times_are_read_in_keepa_s_2011_epoch(make_harness: HarnessFactory) -> None:
     h = make_harness(query=NO_VARIATION_FILTER)
     summary = h.upsert()
     newest = max(m for _, m in h.sim.deals_published(h.ctx.selection, START_S - 3600, START_S))

@@ -236,8 +236,8 @@ def test_a_refused_key_is_named_and_never_printed(
 def test_check_progress_fails_on_a_stall_and_on_a_lock_that_never_expires(
     tmp_path: Path, redis_server: RedisServerProcess, redis_client: redis.Redis, prefix: str
 ) -> None:
-    """Story 23 from the script's side: runs keep failing for hours with nothing
-    evaluated, and a lock with no expiry holds the upserter off."""
+    """Failure mode "green but idle" from the script's side: runs keep failing for hours with
+    nothing evaluated, and a lock with no expiry holds the upserter off."""
     diag = diag_env(tmp_path, redis_server.url, prefix, "http://127.0.0.1:9")
     now = int(time.time())
     conn = open_store(diag.settings.deals_db_path, busy_timeout_s=10)

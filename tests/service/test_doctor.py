@@ -1,5 +1,5 @@
-"""doctor's story-23 verdicts, from a real deals database and a real redis-server in
-specific states, and `doctor --wait-s` on a virtual clock.
+"""doctor's verdicts on progress (failure mode "green but idle"), from a real deals database and a
+real redis-server in specific states, and `doctor --wait-s` on a virtual clock.
 
 Times are service seconds passed in as `now_s` (no wall clock), except the lock TTLs,
 which Redis keeps on wall time as the service does.
@@ -85,8 +85,8 @@ def test_healthy_runs_and_deals_pass(settings: Settings, conn: sqlite3.Connectio
 
 
 def test_stalled_with_tokens_available_fails(settings: Settings, conn: sqlite3.Connection) -> None:
-    """The predecessor's 20 green hours: runs keep happening, stop for reasons other than
-    tokens, and evaluate nothing."""
+    """Twenty green hours (failure mode: green but idle): runs keep happening, stop for reasons
+    other than tokens, and evaluate nothing."""
     add_run(conn, "upsert", NOW_S - 4 * HOUR_S - 10, NOW_S - 4 * HOUR_S, "done", deals_accepted=1)
     for started in every(NOW_S - 4 * HOUR_S + 60, 600, 24):
         add_run(conn, "backfill", started, started + 5, "keepa_error")

@@ -1,6 +1,6 @@
 """The figures `status`, doctor and the Diagnostics report, from a real deals database
 and a real redis-server: newest deal age, watermark age, deals per hour, and progress as
-the runs record it (story 23)."""
+the runs record it (failure mode: green but idle)."""
 
 from __future__ import annotations
 

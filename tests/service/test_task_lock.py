@@ -3,7 +3,8 @@
 A run that finds its task's lock held returns at once, spends nothing, writes no run
 row and logs who holds the lock (issue 5). A run that stops for tokens gives its lock
 back before it returns, so the next run takes it at once: no task sleeps while holding
-a lock (story 11). The simulator runs on the wall clock; nothing here sleeps.
+a lock (failure mode: sleeping on a lock). The simulator runs on the wall clock; nothing here
+sleeps.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ def test_a_run_that_finds_its_lock_held_returns_at_once_and_spends_nothing(
     assert run.holders == []  # the pipeline never ran
     assert sim.state()["totals"]["calls"] == 0  # not even the free /token
     assert run_rows(settings) == []
-    # The other owner's live lock is untouched (story 21): same owner, TTL not reset.
+    # The other owner's live lock is untouched (failure mode: stuck locks): same owner, TTL not
+    # reset.
     assert redis_client.get(lock_key(settings, task)) == OTHER_OWNER.encode()
     assert 0 < redis_client.pttl(lock_key(settings, task)) <= HELD_TTL_MS
     assert heartbeats() <= before  # no heartbeat started for a lock we never had

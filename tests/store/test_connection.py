@@ -1,5 +1,5 @@
 """Connections: WAL mode, explicit transactions, and a reading dashboard that cannot make
-a writer fail (story 20)."""
+a writer fail (failure mode: database is locked)."""
 
 from __future__ import annotations
 

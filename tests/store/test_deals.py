@@ -105,7 +105,7 @@ def test_prices_are_stored_as_integers(conn: sqlite3.Connection) -> None:
 
 @pytest.mark.parametrize("bad", ["$246.26", "246.26", 246.26, True])
 def test_a_price_that_is_not_whole_cents_is_refused(conn: sqlite3.Connection, bad: object) -> None:
-    """Story 18: "$246.26" in a price column made every profit negative."""
+    """Failure mode "prices as text": "$246.26" in a price column made every profit negative."""
     with pytest.raises(TypeError, match="buy_price_cents must be an int"):
         accepted_row(buy_price_cents=bad)
     # And the table refuses it from any other writer too (STRICT).

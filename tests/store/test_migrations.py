@@ -1,5 +1,6 @@
 """Migrations: versioned by user_version, applied at open, an old database upgraded in
-place with its data (story 19), and a database that differs from its version refused."""
+place with its data (failure mode: schema drift), and a database that differs from its version
+refused."""
 
 from __future__ import annotations
 
@@ -114,7 +115,8 @@ def test_a_database_from_newer_code_is_refused(db_path: Path) -> None:
 
 
 def test_a_missing_column_is_reported_at_open(db_path: Path) -> None:
-    """Story 19: the version says the column exists, the table says it does not."""
+    """Failure mode "schema drift": the version says the column exists, the table says it does
+    not."""
     conn = open_store(db_path)
     conn.execute("DROP VIEW dashboard_deals")
     conn.execute("ALTER TABLE deals DROP COLUMN percent_drop")
@@ -126,7 +128,7 @@ def test_a_missing_column_is_reported_at_open(db_path: Path) -> None:
 
 
 def test_a_table_that_is_not_strict_is_reported(db_path: Path) -> None:
-    """A non-STRICT table would store "$246.26" as a price (story 18)."""
+    """A non-STRICT table would store "$246.26" as a price (failure mode: prices as text)."""
     conn = open_store(db_path)
     sql = conn.execute("SELECT sql FROM sqlite_schema WHERE name = 'quarantine'").fetchone()[0]
     conn.execute("DROP TABLE quarantine")
@@ -171,7 +173,7 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(db_path: Path)
     conn.close()
 
 
-def test_a_predecessor_database_without_a_version_fails_loudly(db_path: Path) -> None:
+def test_a_foreign_database_without_a_version_fails_loudly(db_path: Path) -> None:
     conn = connect(db_path)
     conn.execute("CREATE TABLE deals (asin TEXT, price TEXT)")
     conn.close()

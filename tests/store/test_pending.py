@@ -1,4 +1,5 @@
-"""pending: deals fetched but not evaluated. No duplicates, nothing lost (story 13)."""
+"""pending: deals fetched but not evaluated. No duplicates, nothing lost (failure mode: skipping
+watermark)."""
 
 from __future__ import annotations
 

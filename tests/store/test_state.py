@@ -1,5 +1,5 @@
-"""system_state: typed values, a watermark that only ratchets forward (stories 12, 13),
-and the backfill cursor (story 22)."""
+"""system_state: typed values, a watermark that only ratchets forward (failure modes: stalled
+watermark, skipping watermark), and the backfill cursor (failure mode: a backfill that ends)."""
 
 from __future__ import annotations
 

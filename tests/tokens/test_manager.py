@@ -223,7 +223,8 @@ def test_stale_response_does_not_roll_back(
 def test_newer_response_keeps_later_grants_in_flight(
     make_manager: ManagerFactory, clock: ManualClock
 ) -> None:
-    """Story 7: a plain SET of tokensLeft wiped other workers' reservations."""
+    """Failure mode "lost updates between workers": a plain SET of tokensLeft wiped other workers'
+    reservations."""
     bucket = KeepaBucket(balance=200, now_s=clock.now())
     tm = make_manager(bucket=bucket)
     a = tm.try_acquire("upsert", 50).grant

@@ -1,4 +1,4 @@
-"""Each predecessor failure in `scenarios/` replayed against the real stack, with the
+"""Each token scheduling failure mode in `scenarios/` replayed against the real stack, with the
 invariants every run must keep and what each scenario must show on top.
 
 Invariants (all scenarios):
@@ -30,7 +30,7 @@ FILES = sorted([*SCENARIOS.glob("*.json"), *SCENARIOS.glob("*.toml")])
 TICK_S = 60  # Keepa refills once a minute: a computed wait ends on a tick
 
 
-def test_there_is_one_scenario_per_predecessor_failure() -> None:
+def test_there_is_one_scenario_per_failure_mode() -> None:
     assert {path.stem for path in FILES} == set(SPECIFIC)
 
 
@@ -92,8 +92,8 @@ def wait_allowance_s(report: Report, scenario: Scenario, settings: Settings, cls
 
 
 def deadlock_480(report: Report, scenario: Scenario, settings: Settings) -> None:
-    """Story 1: the settings behind a 480-token wait are refused at start-up, and a
-    480-token demand is sized to what the TokenManager admits."""
+    """Failure mode "unreachable wait": the settings behind a 480-token wait are refused at
+    start-up, and a 480-token demand is sized to what the TokenManager admits."""
     assert len(report["refused"]) == len(scenario.refuse) == 3
     for refusal in report["refused"]:
         assert "capacity" in refusal["refused"] and "300" in refusal["refused"]
@@ -107,8 +107,8 @@ def deadlock_480(report: Report, scenario: Scenario, settings: Settings) -> None
 
 
 def livelock_150_vs_50(report: Report, scenario: Scenario, settings: Settings) -> None:
-    """Story 2: the backfiller waits for 150 while an every-minute upserter at 50 would
-    spend every refill; its share still gets it granted, every hour."""
+    """Failure mode "starved class": the backfiller waits for 150 while an every-minute upserter at
+    50 would spend every refill; its share still gets it granted, every hour."""
     by_class = report["tokens_spent_by_class"]
     share = settings.min_share_backfill * report["tokens_refilled"]
     assert by_class["backfill"] >= 0.75 * share
@@ -130,8 +130,8 @@ def upsert_every_minute(report: Report, scenario: Scenario, settings: Settings) 
 
 
 def plan_upgrade(report: Report, scenario: Scenario, settings: Settings) -> None:
-    """Story 10: after the upgrade the TokenManager follows Keepa's rate and capacity, and
-    the larger budget is spent on the backlog."""
+    """Failure mode "a refill rate fixed in code": after the upgrade the TokenManager follows
+    Keepa's rate and capacity, and the larger budget is spent on the backlog."""
     manager = report["token_manager"]
     assert (manager["rate_per_min"], manager["capacity"]) == (25, 1500)
     upgraded_h = next(e.at_s for e in scenario.events if e.set_plan) / 3600
@@ -149,8 +149,8 @@ def plan_upgrade(report: Report, scenario: Scenario, settings: Settings) -> None
 
 
 def recharge_drifted(report: Report, scenario: Scenario, settings: Settings) -> None:
-    """Story 6: with Keepa's balance moved behind its back, recharge is entered and
-    always left (by refill or timeout), and the backfiller works again afterwards."""
+    """Failure mode "recharge with no exit": with Keepa's balance moved behind its back, recharge is
+    entered and always left (by refill or timeout), and the backfiller works again afterwards."""
     drifts = [e["drift_tokens"] for e in report["events"]]
     assert drifts[0]["to"] < 0 < drifts[1]["to"]
     assert report["min_balance_any"] == drifts[0]["to"]
@@ -167,8 +167,8 @@ def recharge_drifted(report: Report, scenario: Scenario, settings: Settings) -> 
 
 
 def deep_deficit(report: Report, scenario: Scenario, settings: Settings) -> None:
-    """Story 8: when answers cost three times their estimate, no request starts from a
-    balance Keepa would refuse, the TokenManager learns every real cost, and the budget
+    """Failure mode "deep deficit": when answers cost three times their estimate, no request starts
+    from a balance Keepa would refuse, the TokenManager learns every real cost, and the budget
     recovers once costs are back to normal."""
     assert report["http_429"] == 0
     # Its own lowest estimate is Keepa's lowest balance: it learnt each real charge.

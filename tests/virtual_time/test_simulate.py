@@ -97,7 +97,7 @@ def test_a_pending_deal_removed_without_an_answer_is_counted_lost(
     redis_server: RedisServerProcess,
 ) -> None:
     """The tracker is not vacuous: a deal that leaves `pending` with no verdict anywhere
-    (story 13's watermark skipping) is reported lost."""
+    (failure mode "skipping watermark"'s watermark skipping) is reported lost."""
     settings = Settings().with_overrides(FEE_FREE)
     with SimulationStack.start(
         settings,

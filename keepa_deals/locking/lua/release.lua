@@ -1,4 +1,4 @@
--- release.lua: delete a task lock, only for its owner (story 21: never a live lock
+-- release.lua: delete a task lock, only for its owner (failure mode "stuck locks": never a live lock
 -- that someone else holds).
 -- KEYS[1] the lock key
 -- ARGV[1] owner token

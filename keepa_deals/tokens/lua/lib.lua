@@ -128,7 +128,7 @@ end
 
 -- Recharge: below `low` gated classes pause until `high` or until the timeout. Leaving
 -- by timeout blocks re-arming for another timeout, so the release is real progress
--- instead of an immediate re-entry (story 6).
+-- instead of an immediate re-entry (failure mode: recharge with no exit).
 local function update_recharge(ctx)
   local active = ctx.st.rc_active == '1'
   if active then

@@ -9,7 +9,7 @@
 -- Returns an array of integers {applied, stale, known_grant, has_state, balance}: the
 -- flags are 1 or 0, balance is the estimate (0 when has_state is 0).
 -- Only the newest Keepa value wins: an older timestamp never rolls state back. A newer
--- value never erases grants made after its request was sent (story 7): those stay in
+-- value never erases grants made after its request was sent (failure mode: lost updates between workers): those stay in
 -- flight and are still subtracted from the estimate.
 
 local ctx = load(KEYS, ARGV)

@@ -1,7 +1,7 @@
-"""Token stories 1-11 of failure-stories.md: each old situation, reproduced, now moves.
+"""The token scheduling failure modes of docs/failure-modes.md, each reproduced.
 
-Every test sets up what stalled the predecessor and shows the TokenManager either
-refusing it at once with a reason or granting within a computed time.
+Every test sets up a situation that stalls a naive token scheduler and shows the
+TokenManager either refusing it at once with a reason or granting within a computed time.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.tokens.model import KeepaBucket
 PACKAGE = Path(__file__).resolve().parents[2] / "keepa_deals"
 
 
-def test_story_1_unreachable_target_is_refused_at_once(make_manager: ManagerFactory) -> None:
+def test_unreachable_target_is_refused_at_once(make_manager: ManagerFactory) -> None:
     # 20 ASINs x 20 tokens + an 80 buffer = 480 in a bucket of 300 waited forever.
     with pytest.raises(ConfigError) as cfg_err:
         Settings.from_mapping({"TOKEN_THRESHOLD_BACKFILL": "480"}).validate()
@@ -41,7 +41,7 @@ def test_story_1_unreachable_target_is_refused_at_once(make_manager: ManagerFact
     assert tm.try_acquire("backfill", 400).granted
 
 
-def test_story_2_livelock_config_still_gives_backfill_its_share(
+def test_livelock_config_still_gives_backfill_its_share(
     make_manager: ManagerFactory, clock: ManualClock
 ) -> None:
     # Backfill at 150, upsert at 50, an upserter that spends every refill as it comes.
@@ -70,7 +70,7 @@ def test_story_2_livelock_config_still_gives_backfill_its_share(
     assert tm.status().as_dict()["classes"]["backfill"]["starvation_bound_s"] is not None
 
 
-def test_story_3_priority_does_not_run_backwards(make_manager: ManagerFactory) -> None:
+def test_priority_does_not_run_backwards(make_manager: ManagerFactory) -> None:
     # The old upserter waited for threshold + cost = 250 while the backfiller needed 180.
     tm = make_manager(
         bucket=KeepaBucket(balance=60),
@@ -83,7 +83,7 @@ def test_story_3_priority_does_not_run_backwards(make_manager: ManagerFactory) -
     assert up.granted and up.target == 50
 
 
-def test_story_3_waiting_upsert_is_served_before_backfill(
+def test_waiting_upsert_is_served_before_backfill(
     make_manager: ManagerFactory, clock: ManualClock
 ) -> None:
     tm = make_manager(bucket=KeepaBucket(balance=25), min_share_backfill=0.01)
@@ -102,7 +102,7 @@ def test_story_3_waiting_upsert_is_served_before_backfill(
     assert tm.try_acquire("backfill", 50).reason == "recharge"
 
 
-def test_story_4_no_sleep_outside_the_clock() -> None:
+def test_no_sleep_outside_the_clock() -> None:
     # Only the clock sleeps; the TokenManager decides how long. A hard-coded sleep
     # anywhere else in the package is what capped throughput at a chunk a minute.
     offenders = []
@@ -130,9 +130,7 @@ def test_story_4_no_sleep_outside_the_clock() -> None:
     assert offenders == []
 
 
-def test_story_4_back_to_back_grants_never_wait(
-    make_manager: ManagerFactory, clock: ManualClock
-) -> None:
+def test_back_to_back_grants_never_wait(make_manager: ManagerFactory, clock: ManualClock) -> None:
     tm = make_manager(bucket=KeepaBucket(balance=300))
     start = clock.now()
     for _ in range(10):
@@ -140,9 +138,7 @@ def test_story_4_back_to_back_grants_never_wait(
     assert clock.now() == start  # ten chunks, no wait: tokens were there
 
 
-def test_story_5_waiting_never_polls_keepa(
-    make_manager: ManagerFactory, clock: ManualClock
-) -> None:
+def test_waiting_never_polls_keepa(make_manager: ManagerFactory, clock: ManualClock) -> None:
     bucket = KeepaBucket(balance=0, now_s=clock.now())
     keepa = CountingKeepa(bucket, clock)
     tm = make_manager()  # no state in Redis yet: the first call syncs
@@ -175,7 +171,7 @@ class CountingKeepa:
         return KeepaReply("token", TokenEnvelope.from_body(body), body, self.clock.now())
 
 
-def test_story_6_recharge_times_out_and_does_not_rearm(
+def test_recharge_times_out_and_does_not_rearm(
     make_manager: ManagerFactory, clock: ManualClock
 ) -> None:
     # A drifted count: Keepa keeps saying the balance is low, so recharge cannot end
@@ -201,7 +197,7 @@ def test_story_6_recharge_times_out_and_does_not_rearm(
     assert tm.status().as_dict()["recharge"]["active"] is False
 
 
-def test_story_7_out_of_order_responses_never_erase_grants_in_flight(
+def test_out_of_order_responses_never_erase_grants_in_flight(
     make_manager: ManagerFactory, clock: ManualClock
 ) -> None:
     # Four workers, answers applied in reverse order: a plain SET drifted to -229 vs -104.
@@ -223,7 +219,7 @@ def test_story_7_out_of_order_responses_never_erase_grants_in_flight(
     assert tm.status().as_dict()["grants_in_flight"] == 0
 
 
-def test_story_8_no_deep_deficit(make_manager: ManagerFactory) -> None:
+def test_no_deep_deficit(make_manager: ManagerFactory) -> None:
     # One batch took the balance from +5 to -253.
     tm = make_manager(bucket=KeepaBucket(balance=5), threshold_upsert=1)
     deep = tm.try_acquire("upsert", 258)
@@ -234,9 +230,7 @@ def test_story_8_no_deep_deficit(make_manager: ManagerFactory) -> None:
     assert not d.granted and d.reason == "hard_stop"
 
 
-def test_story_9_processes_share_one_count(
-    make_manager: ManagerFactory, clock: ManualClock
-) -> None:
+def test_processes_share_one_count(make_manager: ManagerFactory, clock: ManualClock) -> None:
     # Four workers with their own counters all spent the same 100 tokens.
     bucket = KeepaBucket(balance=100)
     workers = [make_manager(bucket=bucket if i == 0 else None) for i in range(4)]
@@ -250,7 +244,7 @@ def test_story_9_processes_share_one_count(
     assert granted == 75
 
 
-def test_story_10_capacity_and_waits_follow_the_reported_rate(
+def test_capacity_and_waits_follow_the_reported_rate(
     make_manager: ManagerFactory, clock: ManualClock
 ) -> None:
     bucket = KeepaBucket(balance=0)
@@ -272,7 +266,7 @@ def test_story_10_capacity_and_waits_follow_the_reported_rate(
     assert not tm.try_acquire("backfill", 1600).granted
 
 
-def test_story_11_a_long_wait_stops_the_task_instead_of_sleeping(
+def test_a_long_wait_stops_the_task_instead_of_sleeping(
     make_manager: ManagerFactory, clock: ManualClock
 ) -> None:
     tm = make_manager(bucket=KeepaBucket(balance=0))
