@@ -14,7 +14,7 @@ import redis
 from keepa_deals.config import Settings
 from keepa_deals.service.celery_app import make_app
 from tests.e2e.conftest import wait_for
-from tests.faults.conftest import (
+from tests.support.faults import (
     SCALE,
     FaultStack,
     check_invariants,

@@ -15,7 +15,7 @@ import pytest
 
 from keepa_deals.keepa_sim.accounts import KeyStatus
 from tests.e2e.conftest import KEY, wait_for
-from tests.faults.conftest import FaultStack, Mark, check_invariants, running_stack
+from tests.support.faults import FaultStack, Mark, check_invariants, running_stack
 
 pytestmark = pytest.mark.slow
 

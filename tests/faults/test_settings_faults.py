@@ -13,13 +13,7 @@ import pytest
 from keepa_deals.config import DEFAULT_DEAL_QUERY
 from keepa_deals.service.celery_app import BACKFILL_TASK, UPSERT_TASK
 from tests.e2e.conftest import KEY, wait_for
-from tests.faults.conftest import (
-    FaultStack,
-    Mark,
-    check_invariants,
-    only_line,
-    running_stack,
-)
+from tests.support.faults import FaultStack, Mark, check_invariants, only_line, running_stack
 
 pytestmark = pytest.mark.slow
 

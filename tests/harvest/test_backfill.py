@@ -24,7 +24,7 @@ from keepa_deals.store import (
 )
 from keepa_deals.store.history import PRUNED_AT
 from keepa_deals.store.runs import RunStats
-from tests.harvest.conftest import GENEROUS, START_S, HarnessFactory, run_tokens
+from tests.support.harness import GENEROUS, START_S, HarnessFactory, run_tokens
 
 
 def test_the_backfill_starts_again_at_page_0_and_never_ends(

@@ -4,7 +4,7 @@ to reject), and every token a run reports is a token Keepa charged."""
 from __future__ import annotations
 
 from keepa_deals.store import recent_runs
-from tests.harvest.conftest import Harness, HarnessFactory, run_tokens
+from tests.support.harness import Harness, HarnessFactory, run_tokens
 
 
 def _day_part(h: Harness, hours: int) -> None:

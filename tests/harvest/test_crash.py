@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from keepa_deals.store import count_pending, get_cursor, get_watermark
-from tests.harvest.conftest import GENEROUS, Harness, HarnessFactory, deal_rows
+from tests.support.harness import GENEROUS, Harness, HarnessFactory, deal_rows
 
 # Plenty of tokens: no run waits, so the clock (and every time written) is the same in
 # both worlds.

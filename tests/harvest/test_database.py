@@ -19,7 +19,7 @@ from keepa_deals.store import (
     migrate,
     top_deals,
 )
-from tests.harvest.conftest import GENEROUS, START_S, HarnessFactory, run_tokens
+from tests.support.harness import GENEROUS, START_S, HarnessFactory, run_tokens
 
 
 def test_prices_are_integer_cents_and_profits_add_up(

@@ -5,7 +5,7 @@ quarantine) or pending; none twice; and the runs account for every token Keepa c
 
 from __future__ import annotations
 
-from tests.harvest.conftest import (
+from tests.support.harness import (
     START_S,
     HarnessFactory,
     accounted_asins,

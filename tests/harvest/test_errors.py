@@ -17,7 +17,7 @@ from keepa_deals.store import (
     list_quarantined,
     set_cursor,
 )
-from tests.harvest.conftest import (
+from tests.support.harness import (
     START_S,
     HarnessFactory,
     accounted_asins,

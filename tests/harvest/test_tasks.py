@@ -23,7 +23,7 @@ from keepa_deals.keepa.replies import DealPage
 from keepa_deals.keepa_sim import KeepaSimulator
 from keepa_deals.store import get_run
 from keepa_deals.tokens.manager import STOP_CHECK_S
-from tests.harvest.conftest import KEY, START_S, HarnessFactory, accounted_asins
+from tests.support.harness import KEY, START_S, HarnessFactory, accounted_asins
 
 
 def test_a_number_sent_as_text_is_refused_before_a_token_is_spent(

@@ -10,7 +10,7 @@ import threading
 from keepa_deals.harvest.upserter import update_recent_deals
 from keepa_deals.keepa.keepa_time import keepa_minutes_to_unix_s
 from keepa_deals.store import advance_watermark, get_watermark, transaction
-from tests.harvest.conftest import (
+from tests.support.harness import (
     START_S,
     HarnessFactory,
     accounted_asins,

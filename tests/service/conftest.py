@@ -1,52 +1,19 @@
-"""Service fixtures: a fresh deals database per test (the store tests' own), and the
-rows a service check reads: deals and runs as the tasks leave them."""
+"""Service fixtures: settings pointing at the session's redis-server and a fresh database."""
 
 from __future__ import annotations
 
-import sqlite3
+from pathlib import Path
 
-from keepa_deals.store import (
-    DealRow,
-    DealStatus,
-    RunStats,
-    Source,
-    finish_run,
-    start_run,
-    update_run,
-)
-from tests.store.conftest import conn, db_path
+import pytest
 
-__all__ = ["add_run", "conn", "db_path", "deal"]
+from keepa_deals.config import Settings
+from keepa_deals.infra.redis_server import RedisServerProcess
 
 
-def deal(asin: str, first_seen_s: int, evaluated_s: int | None = None) -> DealRow:
-    """An accepted deal first (and last) seen at `first_seen_s`."""
-    return DealRow(
-        asin=asin,
-        domain=1,
-        status=DealStatus.ACCEPTED,
-        source=Source.UPSERT,
-        first_seen_s=first_seen_s,
-        last_seen_s=first_seen_s,
-        last_evaluated_s=first_seen_s if evaluated_s is None else evaluated_s,
+@pytest.fixture
+def settings(redis_server: RedisServerProcess, prefix: str, db_path: Path) -> Settings:
+    # Defaults otherwise: UPSERT_EVERY_S=900, BACKFILL_EVERY_S=60, LOCK_TTL_S=60,
+    # HARVEST_MAX_RUN_S=600, TASK_SOFT_TIME_LIMIT_S=900, TASK_TIME_LIMIT_S=1020.
+    return Settings.from_mapping(
+        {"REDIS_URL": redis_server.url, "KEEPA_REDIS_PREFIX": prefix, "DEALS_DB_PATH": str(db_path)}
     )
-
-
-def add_run(
-    conn: sqlite3.Connection,
-    task: str,
-    started_s: int,
-    ended_s: int | None,
-    stop_reason: str | None,
-    **counts: int,
-) -> int:
-    """A `runs` row as a task leaves it: open (ended_s None) with its counts so far, or
-    finished with its stop reason."""
-    stats = RunStats(**counts)
-    run_id = start_run(conn, task, started_s)
-    if ended_s is None:
-        update_run(conn, run_id, stats)
-    else:
-        assert stop_reason is not None
-        finish_run(conn, run_id, stats, stop_reason, ended_s)
-    return run_id

@@ -19,7 +19,7 @@ from keepa_deals.store import (
     transaction,
     upsert_deal,
 )
-from tests.service.conftest import add_run, deal
+from tests.support.service_rows import add_run, deal
 
 NOW_S = 1_768_089_600  # 2026-01-11 00:00 UTC
 

@@ -34,7 +34,7 @@ from keepa_deals.locking.lock import read_holder
 from keepa_deals.service import shutdown, tasks
 from keepa_deals.store import open_from_settings
 from keepa_deals.tokens.errors import TokensUnavailable
-from tests.harvest.conftest import KEY
+from tests.support.harness import KEY
 
 OTHER_OWNER = "otherhost:4242:deadbeef"  # another worker's owner token (host:pid:random)
 HELD_TTL_MS = 60_000

@@ -22,7 +22,7 @@ from keepa_deals.store import (
     upsert_deal,
 )
 from keepa_deals.store.state import advance_watermark
-from tests.store.conftest import NOW_S, accepted_row
+from tests.support.store_rows import NOW_S, accepted_row
 
 
 def test_connections_use_wal_foreign_keys_and_a_long_busy_timeout(

@@ -22,7 +22,7 @@ from keepa_deals.store import (
     upsert_deal,
     zombie_deals,
 )
-from tests.store.conftest import NOW_S, accepted_row
+from tests.support.store_rows import NOW_S, accepted_row
 
 DAY_S = 86_400
 MONEY_COLUMNS = (

@@ -19,7 +19,7 @@ from keepa_deals.store import (
 )
 from keepa_deals.store.history import Pruned, prune_due, prune_history
 from keepa_deals.store.runs import RunStats
-from tests.store.conftest import NOW_S
+from tests.support.store_rows import NOW_S
 
 DAY_S = 86_400
 KEEP_S = 30 * DAY_S

@@ -26,7 +26,7 @@ from keepa_deals.store import (
     schema_version,
     top_deals,
 )
-from tests.store.conftest import NOW_S
+from tests.support.store_rows import NOW_S
 
 
 def objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:

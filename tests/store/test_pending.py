@@ -19,7 +19,7 @@ from keepa_deals.store import (
     take_pending,
     transaction,
 )
-from tests.store.conftest import NOW_S
+from tests.support.store_rows import NOW_S
 
 
 def pending(asin: str, created_s: int, price_cents: int | None = 1_299) -> PendingDeal:

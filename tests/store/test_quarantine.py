@@ -14,7 +14,7 @@ from keepa_deals.store import (
     record_failure,
     release,
 )
-from tests.store.conftest import NOW_S
+from tests.support.store_rows import NOW_S
 
 
 def test_the_third_failure_in_a_row_quarantines(conn: sqlite3.Connection) -> None:

@@ -20,7 +20,7 @@ from keepa_deals.store import (
     start_run,
 )
 from keepa_deals.store.runs import RunStats
-from tests.store.conftest import NOW_S
+from tests.support.store_rows import NOW_S
 
 
 def rejection(price_cents: int = 1_299, at_s: int = NOW_S, **kw: object) -> RejectionRecord:

@@ -13,7 +13,7 @@ from keepa_deals.store import (
     start_run,
     update_run,
 )
-from tests.store.conftest import NOW_S
+from tests.support.store_rows import NOW_S
 
 
 def test_a_run_is_started_updated_and_finished_once(conn: sqlite3.Connection) -> None:

@@ -28,7 +28,7 @@ from keepa_deals.store import (
     transaction,
     updated_at,
 )
-from tests.store.conftest import NOW_S
+from tests.support.store_rows import NOW_S
 
 
 def test_values_are_typed(conn: sqlite3.Connection) -> None:

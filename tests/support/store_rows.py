@@ -1,32 +1,14 @@
-"""Store fixtures: a fresh database file per test, and deal rows to put in it."""
+"""Deal rows to put in a test database (the `conn` and `db_path` fixtures are in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from keepa_deals.store import DealRow, DealStatus, Source, open_store
+from keepa_deals.store import DealRow, DealStatus, Source
 
 NOW_S = 1_767_225_600  # 2026-01-01 00:00 UTC
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "deals.db"
-
-
-@pytest.fixture
-def conn(db_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = open_store(db_path, busy_timeout_s=10)
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 def accepted_row(asin: str = "0123456789", **changes: Any) -> DealRow:
