@@ -66,16 +66,21 @@ def example_text(value: object) -> str:
     return str(value)
 
 
+def _within(name: str, raw: str, value: float, lo: float | None, hi: float | None) -> None:
+    """The allowed range of a numeric setting, in the words every range error uses."""
+    if lo is not None and value < lo:
+        raise ConfigError(name, raw, f"must be at least {lo}")
+    if hi is not None and value > hi:
+        raise ConfigError(name, raw, f"must be at most {hi}")
+
+
 def integer(lo: int | None = None, hi: int | None = None) -> Callable[[str, str], int]:
     def parse(name: str, raw: str) -> int:
         try:
             value = int(raw.strip())
         except ValueError:
             raise ConfigError(name, raw, "must be a whole number") from None
-        if lo is not None and value < lo:
-            raise ConfigError(name, raw, f"must be at least {lo}")
-        if hi is not None and value > hi:
-            raise ConfigError(name, raw, f"must be at most {hi}")
+        _within(name, raw, value, lo, hi)
         return value
 
     return parse
@@ -89,10 +94,7 @@ def number(lo: float | None = None, hi: float | None = None) -> Callable[[str, s
             raise ConfigError(name, raw, "must be a number") from None
         if not math.isfinite(value):
             raise ConfigError(name, raw, "must be a finite number")
-        if lo is not None and value < lo:
-            raise ConfigError(name, raw, f"must be at least {lo}")
-        if hi is not None and value > hi:
-            raise ConfigError(name, raw, f"must be at most {hi}")
+        _within(name, raw, value, lo, hi)
         return value
 
     return parse

@@ -9,11 +9,11 @@ or by both tasks) leaves the same row as running it once.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Literal
 
-from keepa_deals.evaluation.verdicts import Accepted, DealSummary, PeekPassed
+from keepa_deals.evaluation.verdicts import Accepted, DealSummary, PeekPassed, ProductFacts
 from keepa_deals.store.rows import columns, from_row, params, require_int
 
 
@@ -120,32 +120,19 @@ def accepted_deal_row(
     """The row for a deal stage 2 accepted. `deal` is its deal-page record when there is
     one (not for a zombie repair or a stale refresh): it supplies the percent drop and
     Keepa's creationDate."""
-    facts, e = accepted.facts, accepted.economics
-    return DealRow(
-        asin=facts.asin,
-        domain=domain,
+    e = accepted.economics
+    peeked = _peeked_row(accepted.facts, domain=domain, source=source, now_s=now_s, deal=deal)
+    return replace(
+        peeked,
         status=DealStatus.ACCEPTED,
-        source=source,
-        first_seen_s=now_s,
-        last_seen_s=now_s,
-        title=facts.title or (deal.title if deal else None),
-        root_category_id=facts.root_category_id,
-        category=facts.category,
         buy_price_cents=e.buy_price_cents,
         sell_price_cents=e.sell_price_cents,
-        avg90_price_cents=facts.avg90_price_cents,
         referral_fee_cents=e.fees.referral_fee_cents,
         closing_fee_cents=e.fees.closing_fee_cents,
         fba_fee_cents=e.fees.fba_fee_cents,
         fees_cents=e.fees.fees_cents,
         profit_cents=e.profit_cents,
         roi_percent=e.roi_percent,
-        sales_rank=facts.sales_rank,
-        rank_drops_90=facts.rank_drops_90,
-        percent_drop=deal.percent_drop if deal else None,
-        deal_created_s=deal.created_s if deal else None,
-        keepa_last_update_s=facts.last_update_s,
-        last_evaluated_s=now_s,
     )
 
 
@@ -161,7 +148,13 @@ def candidate_deal_row(
     learnt, no economics (so it is not on the dashboard). `last_evaluated_s` is the
     peek's time: a task that stops before stage 2 can tell that this deal was already
     peeked, and pays only for the commit next time."""
-    facts = peeked.facts
+    return _peeked_row(peeked.facts, domain=domain, source=source, now_s=now_s, deal=deal)
+
+
+def _peeked_row(
+    facts: ProductFacts, *, domain: int, source: Source, now_s: int, deal: DealSummary | None
+) -> DealRow:
+    """What a peek learnt of a product, as a candidate row evaluated at `now_s`."""
     return DealRow(
         asin=facts.asin,
         domain=domain,

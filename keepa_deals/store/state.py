@@ -26,14 +26,17 @@ def get_int(conn: sqlite3.Connection, key: str) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
+# A key holds an int or a text: writing one clears the other.
+_SET_SQL = (
+    "INSERT INTO system_state (key, int_value, text_value, updated_s) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET int_value = excluded.int_value,"
+    " text_value = excluded.text_value, updated_s = excluded.updated_s"
+)
+
+
 def set_int(conn: sqlite3.Connection, key: str, value: int, now_s: int) -> None:
     require_int("system_state", key, value, optional=False)
-    conn.execute(
-        "INSERT INTO system_state (key, int_value, text_value, updated_s) VALUES (?, ?, NULL, ?)"
-        " ON CONFLICT (key) DO UPDATE SET int_value = excluded.int_value, text_value = NULL,"
-        " updated_s = excluded.updated_s",
-        (key, value, now_s),
-    )
+    conn.execute(_SET_SQL, (key, value, None, now_s))
 
 
 def get_text(conn: sqlite3.Connection, key: str) -> str | None:
@@ -42,12 +45,7 @@ def get_text(conn: sqlite3.Connection, key: str) -> str | None:
 
 
 def set_text(conn: sqlite3.Connection, key: str, value: str, now_s: int) -> None:
-    conn.execute(
-        "INSERT INTO system_state (key, int_value, text_value, updated_s) VALUES (?, NULL, ?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET text_value = excluded.text_value, int_value = NULL,"
-        " updated_s = excluded.updated_s",
-        (key, value, now_s),
-    )
+    conn.execute(_SET_SQL, (key, None, value, now_s))
 
 
 def updated_at(conn: sqlite3.Connection, key: str) -> int | None:
