@@ -55,7 +55,7 @@ def make_harness(
             db_busy_timeout_s=30,
         )
         harness = Harness(sim, clock, replace(base, **settings), redis_server.url, tmp_path)
-        harness._closers.append(sim.stop)
+        harness.owned.callback(sim.stop)
         made.append(harness)
         return harness
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ class Harness:
     settings: Settings
     redis_url: str
     tmp_path: Path
-    _closers: list[Callable[[], None]] = field(default_factory=list)
+    owned: ExitStack = field(default_factory=ExitStack)  # closed newest first
     _ctx: HarvestContext | None = None
 
     def context(self, **changes: Any) -> HarvestContext:
@@ -50,9 +51,10 @@ class Harness:
         settings = replace(self.settings, **changes) if changes else self.settings
         client = redis.Redis.from_url(self.redis_url)
         keepa = KeepaClient(KEY, self.sim.url, max_retries=0)
-        self._closers += [client.close, keepa.session.close]
+        self.owned.callback(client.close)
+        self.owned.callback(keepa.session.close)
         ctx = HarvestContext.from_settings(settings, clock=self.clock, keepa=keepa, redis=client)
-        self._closers.append(ctx.close)
+        self.owned.callback(ctx.close)
         return ctx
 
     @property
@@ -86,7 +88,7 @@ class Harness:
         """A dashboard's read-only connection (the main context creates the file)."""
         assert self.ctx is not None
         conn = connect_readonly(self.settings.deals_db_path, busy_timeout_s=5)
-        self._closers.append(conn.close)
+        self.owned.callback(conn.close)
         return conn
 
     def endpoint_tokens(self) -> dict[str, int]:
@@ -94,9 +96,7 @@ class Harness:
         return {name: int(endpoints[name]["tokens"]) for name in ("deal", "product")}
 
     def close(self) -> None:
-        for close in reversed(self._closers):
-            close()
-        self._closers.clear()
+        self.owned.close()
 
 
 HarnessFactory = Callable[..., Harness]
