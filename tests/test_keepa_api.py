@@ -864,3 +864,27 @@ def test_a_successful_round_trip_logs_nothing_secret(
     client.products(catalogue_asins(sim, 2), offers=20)
     assert any("/deal?key=***" in line for line in key_watch.lines)
     assert any("/product?key=***" in line for line in key_watch.lines)
+
+
+@pytest.mark.parametrize("key", [KEY, "CANARY" + "7q3xk9w2m4p8r6t1v5z0b"])  # 65 and 27 chars
+def test_a_key_in_a_non_json_body_is_hidden_wherever_the_preview_cut_falls(
+    canned: Callable[[list[tuple[int, bytes]]], CannedServer], make_client: ClientFactory, key: str
+) -> None:
+    """The error quotes the body's first 40 characters. Cut before redaction, a key that
+    the cut splits is no longer the key, and its first part was shown (19 of a 27-character
+    key); so the body is redacted first and cut after, for the key at every offset up to
+    and past the cut."""
+    offsets = range(0, 42)
+    bodies = [b"<" * offset + key.encode() + b"> not json" for offset in offsets]
+    server = canned([(200, content) for content in bodies])
+    client = make_client(server.url, key=key)
+    for offset, content in zip(offsets, bodies, strict=True):
+        with pytest.raises(MalformedResponse) as caught:
+            client.token()
+        shown = "".join(traceback.format_exception(caught.value))
+        # No run of 4 of the key's characters, wherever the cut fell.
+        assert not any(key[i : i + 4] in shown for i in range(len(key) - 3)), (offset, shown)
+        starts = ("<" * offset + "***> not json")[:40]
+        assert str(caught.value) == (
+            f"/token: HTTP 200 body is not JSON ({len(content)} bytes, starts {starts!r})"
+        ), offset
