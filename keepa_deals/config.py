@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -91,9 +91,7 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
             parts = urlsplit(value)
             parts.port  # noqa: B018 - reading it is the check: out-of-range ports raise
         except ValueError as exc:
-            # urlsplit cannot mask what it cannot parse: hide anything like a password.
-            shown = re.sub(r"(//[^/@]*?:)[^@/]*@", r"\1***@", raw.strip())
-            raise ConfigError(name, shown, f"{allowed} ({exc})") from None
+            raise ConfigError(name, mask_url_password(raw.strip()), f"{allowed} ({exc})") from None
         # A unix socket URL names a path, not a host.
         located = parts.path if parts.scheme == "unix" else parts.hostname
         if parts.scheme not in schemes or not located:
@@ -536,14 +534,29 @@ VARIABLES: tuple[Var, ...] = (
 _BY_NAME = {var.name: var for var in VARIABLES}
 
 
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# redis-py passes every query parameter to the connection (`?password=`,
+# `?ssl_password=`), so any parameter named like a secret is one.
+_SECRET_PARAM = re.compile(r"(?i)([?&][^=&#]*(?:pass|secret|token|cred)[^=&#]*=)[^&#]*")
+
+
 def mask_url_password(url: str) -> str:
-    """`redis://:secret@host` -> `redis://:***@host`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    """The URL with every credential redis-py would take from it hidden.
+
+    `redis://user:secret@host/0?password=secret` -> `redis://user:***@host/0?password=***`.
+    A lone user-info (`redis://secret@host`) is hidden whole: redis-py sends it as the
+    user name, but it is a password written without its colon. Read as text, not with
+    urlsplit: a password holding an unescaped `/` or `@` is misread by the parser, and
+    an unparseable URL must be masked too. The user-info ends at the last `@`.
+    """
+    scheme = _URL_SCHEME.match(url)
+    start = scheme.end() if scheme else 0
+    rest = url[start:]
+    at = rest.rfind("@")
+    if at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        rest = (f"{user}:***" if colon else "***") + rest[at:]
+    return url[:start] + _SECRET_PARAM.sub(r"\g<1>***", rest)
 
 
 @dataclass(frozen=True)

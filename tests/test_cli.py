@@ -77,6 +77,16 @@ def test_config_prints_every_setting_with_the_secrets_masked(workdir: Path) -> N
     }
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_config_masks_a_redis_password_in_the_query_string(workdir: Path, as_json: bool) -> None:
+    """redis-py authenticates with `?password=`: it is as secret as the user-info's."""
+    url = f"redis://cache.example:6379/0?password={REDIS_PASSWORD}"
+    result = run("config", *(["--json"] if as_json else []), REDIS_URL=url)
+    assert result.exit_code == 0, result.output
+    assert REDIS_PASSWORD not in result.output
+    assert "REDIS_URL" in result.stdout and "?password=***" in result.stdout
+
+
 def test_config_json_is_one_object_with_the_secrets_masked(workdir: Path) -> None:
     result = run("config", "--json", KEEPA_API_KEY=KEY)
     assert result.exit_code == 0, result.output
