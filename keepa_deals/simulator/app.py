@@ -115,12 +115,14 @@ class SimulatorApp:
             return refuse(404, f"no such endpoint /{endpoint}")
         if not key or self.accounts.status(key) == "unknown":
             return refuse(400, "Invalid API key.", "the key is missing or not known")
-        bucket = self.accounts.bucket(key, now_s)
         counters = self.accounts.counters[endpoint]
         counters.calls += 1
         if self.accounts.status(key) == "expired":
+            # An expired subscription has no tokens and no refill: the envelope says 0
+            # for both (never the bucket the key would have, let alone a full one).
             counters.errors += 1
             return refuse(402, "Payment required: the subscription of this key expired.")
+        bucket = self.accounts.bucket(key, now_s)
         if method not in ("GET", "POST"):
             counters.errors += 1
             return refuse(405, f"method {method} not allowed")
@@ -209,7 +211,7 @@ class SimulatorApp:
             "timestamp": self.time.timestamp_ms(),
             "tokensLeft": bucket.balance if bucket else 0,
             "refillIn": self.time.to_client_ms(bucket.refill_in_ms(now_s)) if bucket else 0,
-            "refillRate": bucket.rate if bucket else self.accounts.rate,
+            "refillRate": bucket.rate if bucket else 0,
             "tokenFlowReduction": 0.0,
             "tokensConsumed": consumed,
             "processingTimeInMs": int((time.perf_counter() - started + delay_s) * 1000),
