@@ -1,0 +1,45 @@
+"""`keepa-deals dashboard`: serve the dashboard with uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from keepa_deals.cli_common import fail, load_settings, setup_logging
+from keepa_deals.dashboard.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DashboardConfig,
+    check_bind,
+    is_loopback,
+)
+from keepa_deals.errors import KeepaDealsError
+
+
+@click.command("dashboard")
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to bind.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
+def dashboard_command(host: str, port: int) -> None:
+    """Serve the deals dashboard (read-only; 127.0.0.1 unless DASHBOARD_PASSWORD is set)."""
+    import uvicorn  # noqa: PLC0415 - only this command needs the server
+
+    from keepa_deals.dashboard.app import create_app  # noqa: PLC0415
+
+    settings = load_settings()
+    try:
+        config = DashboardConfig.from_env(settings)
+        line = check_bind(host, config)
+    except KeepaDealsError as exc:
+        fail(str(exc))
+    if not is_loopback(host):
+        config = DashboardConfig(
+            settings=config.settings,
+            password=config.password,
+            session_s=config.session_s,
+            login_everywhere=True,
+        )
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"dashboard: http://{shown}:{port}/ ({line})")
+    if config.simulated:
+        click.echo("dashboard: no KEEPA_API_KEY: the deals shown are the simulator's")
+    setup_logging()
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
