@@ -8,10 +8,11 @@ from typing import Any
 
 import redis
 
-from keepa_deals.config import Settings
+from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.durations import duration
 from keepa_deals.errors import ConfigError
 from keepa_deals.redact import install_log_redaction
+from keepa_deals.redis_failure import RedisFailure, describe
 
 
 def settings() -> Settings:
@@ -25,6 +26,11 @@ def settings() -> Settings:
 
 def redis_client(s: Settings) -> redis.Redis:
     return redis.Redis.from_url(s.redis_url, socket_connect_timeout=3, socket_timeout=3)
+
+
+def redis_failure(s: Settings, exc: BaseException, *, script: str | None = None) -> RedisFailure:
+    """Why a Redis call failed: unreachable (its state unknown) or a script's error."""
+    return describe(exc, mask_url_password(s.redis_url), script=script)
 
 
 def emit(report: dict[str, Any], as_json: bool) -> None:

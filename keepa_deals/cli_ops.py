@@ -17,7 +17,8 @@ from keepa_deals.cli_common import fail, load_settings
 from keepa_deals.doctor import run_doctor
 from keepa_deals.durations import duration
 from keepa_deals.preflight import Check
-from keepa_deals.service_status import gather
+from keepa_deals.redis_failure import short_reason
+from keepa_deals.service_status import TASKS, gather
 from keepa_deals.store import get_watermark, open_from_settings, transaction
 from keepa_deals.store.state import WATERMARK, advance_watermark
 from keepa_deals.timebase import now_s, service_clock
@@ -67,13 +68,11 @@ def _print_status(report: dict[str, Any]) -> None:
                 f"  {name}: {c['tokens_granted_last_hour']} tokens in the last hour{wait}, "
                 f"bound {duration(c['starvation_bound_s'], 'unbounded')}"
             )
+    elif tokens.get("state") == "unknown":
+        click.echo(f"tokens: unknown ({tokens['error']})")
     else:
         click.echo(f"tokens: {tokens.get('detail') or tokens.get('error')}")
-    for task, holder in report["locks"].items():
-        if isinstance(holder, dict) and "owner" in holder:
-            click.echo(f"lock {task}: held by {holder['owner']} ({holder['ttl_left_s']:.0f}s left)")
-        else:
-            click.echo(f"lock {task}: free")
+    _print_locks(report["locks"])
     db = report["database"]
     if db.get("state") != "ok":
         click.echo(f"database: {db.get('state')} {db.get('error', db.get('path', ''))}")
@@ -90,6 +89,18 @@ def _print_status(report: dict[str, Any]) -> None:
             f"{run['deals_accepted']} accepted, {run['deals_rejected']} rejected, "
             f"{run['deals_deferred']} deferred; stopped: {run['stop_reason'] or 'running'}"
         )
+
+
+def _print_locks(locks: dict[str, Any]) -> None:
+    """Free only when Redis said so: a lock that could not be read is unknown."""
+    for task in TASKS:
+        holder = locks.get(task, {"state": "unknown", "cause": "error"})
+        if holder is None:
+            click.echo(f"lock {task}: free")
+        elif "owner" in holder:
+            click.echo(f"lock {task}: held by {holder['owner']} ({holder['ttl_left_s']:.0f}s left)")
+        else:
+            click.echo(f"lock {task}: unknown ({short_reason(str(holder.get('cause')))})")
 
 
 @click.command("doctor")

@@ -15,12 +15,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
+from kombu.exceptions import OperationalError
 
-from keepa_deals.config import Settings
+from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.durations import duration
 from keepa_deals.errors import KeepaDealsError, KeepaError
 from keepa_deals.keepa_api import KeepaClient, longest_backoff_s
 from keepa_deals.preflight import Check, check_deal_query, check_redis
+from keepa_deals.redis_failure import describe
 from keepa_deals.service_status import db_status, lock_status, token_status
 from keepa_deals.store import check_schema, connect_readonly
 from keepa_deals.timebase import lock_ttl_wall_s
@@ -80,7 +82,8 @@ def check_workers(settings: Settings) -> Check:
     app = make_app(settings)
     try:
         replies = app.control.inspect(timeout=2.0).ping() or {}
-    except (OSError, redis.RedisError) as exc:
+    except (OSError, redis.RedisError, OperationalError) as exc:
+        # kombu wraps the broker's errors (a refused Redis password) in OperationalError.
         return Check("workers", "fail", f"cannot ask the workers: {exc}")
     finally:
         app.close()
@@ -93,8 +96,11 @@ def check_tokens(settings: Settings) -> Check:
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=3)
     try:
         st = token_status(settings, client)
-    except redis.RedisError as exc:
-        return Check("tokens", "fail", f"Redis: {exc}")
+    except (redis.RedisError, KeepaDealsError) as exc:
+        failure = describe(exc, mask_url_password(settings.redis_url), script="token script")
+        # A script error is named as one; the state is unknown when Redis is.
+        unknown = "unknown: " if failure.cause == "unreachable" else ""
+        return Check("tokens", "fail", f"{unknown}{failure.detail}")
     finally:
         client.close()
     if st.get("state") != "ok":
@@ -270,7 +276,9 @@ def check_locks(
                 )
                 stuck.append(f"{task}: no open run ({since})")
     except redis.RedisError as exc:
-        return Check("locks", "fail", f"Redis: {exc}")
+        # Never "none held": a lock that could not be read may be held.
+        failure = describe(exc, mask_url_password(settings.redis_url))
+        return Check("locks", "fail", f"unknown: {failure.detail}")
     finally:
         client.close()
     detail = ", ".join(f"{t} by {h['owner']}" for t, h in held.items())

@@ -4,7 +4,13 @@ rows a service check reads: deals and runs as the tasks leave them."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
 
+import pytest
+import redis
+
+from keepa_deals.redis_server import RedisServerProcess
 from keepa_deals.store import (
     DealRow,
     DealStatus,
@@ -16,7 +22,32 @@ from keepa_deals.store import (
 )
 from tests.store.conftest import conn, db_path
 
-__all__ = ["add_run", "conn", "db_path", "deal"]
+__all__ = ["LockedRedis", "add_run", "conn", "db_path", "deal", "locked_redis"]
+
+
+@dataclass(frozen=True)
+class LockedRedis:
+    """A redis-server that wants a password, and URLs to it with and without the right one."""
+
+    server: RedisServerProcess
+    password: str
+
+    def url(self, password: str) -> str:
+        return f"redis://:{password}@{self.server.host}:{self.server.port}/0"
+
+
+@pytest.fixture(scope="session")
+def locked_redis() -> Iterator[LockedRedis]:
+    """Its own server: the shared one takes no password, and must keep taking none."""
+    server = RedisServerProcess().start()
+    try:
+        password = "locked-redis-pw-5c1d"
+        client = redis.Redis(host=server.host, port=server.port)
+        client.config_set("requirepass", password)
+        client.close()
+        yield LockedRedis(server, password)
+    finally:
+        server.close()
 
 
 def deal(asin: str, first_seen_s: int, evaluated_s: int | None = None) -> DealRow:

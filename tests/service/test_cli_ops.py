@@ -15,6 +15,7 @@ from keepa_deals.cli import main
 from keepa_deals.clock import ManualClock
 from keepa_deals.config import Settings
 from keepa_deals.context import HarvestContext
+from keepa_deals.redis_keys import RedisKeys
 from keepa_deals.redis_server import RedisServerProcess
 from keepa_deals.store import (
     BackfillCursor,
@@ -26,6 +27,7 @@ from keepa_deals.store import (
     transaction,
 )
 from keepa_deals.tokens import TokenManager
+from tests.service.conftest import LockedRedis
 
 KEY = "clitestkey0123456789abcdef"
 
@@ -222,3 +224,118 @@ def test_worker_refuses_a_malformed_deal_query(
     result = CliRunner().invoke(main, ["worker"])
     assert result.exit_code == 2
     assert "dateRange" in result.output
+
+
+# --- a Redis that cannot be asked, and one that answers with an error ------------------
+
+WRONG_PASSWORD = "not-the-password-7f2e"
+
+
+@pytest.fixture
+def wrong_password(
+    env: dict[str, str], locked_redis: LockedRedis, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The service's settings, but Redis refuses the password: nothing can be read."""
+    monkeypatch.setenv("REDIS_URL", locked_redis.url(WRONG_PASSWORD))
+    invoke("migrate")
+    return f"redis://:***@127.0.0.1:{locked_redis.server.port}/0"
+
+
+def test_status_with_redis_unreachable_says_unknown_never_free(
+    wrong_password: str, locked_redis: LockedRedis
+) -> None:
+    """It printed `lock state: free` and `lock error: free`: the error object's keys
+    read as task names, and a lock it could not read as a free one."""
+    code, out = invoke("status")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[:3] == [
+        f"tokens: unknown (Redis unreachable at {wrong_password}: "
+        "invalid username-password pair or user is disabled.)",
+        "lock upsert: unknown (Redis unreachable)",
+        "lock backfill: unknown (Redis unreachable)",
+    ]
+    assert "free" not in out
+    assert WRONG_PASSWORD not in out and locked_redis.password not in out
+
+
+def test_status_json_with_redis_unreachable_marks_each_lock_unknown(
+    wrong_password: str,
+) -> None:
+    code, out = invoke("status", "--json")
+    assert code == 0
+    report = json.loads(out)
+    unknown = {
+        "state": "unknown",
+        "cause": "unreachable",
+        "error": f"Redis unreachable at {wrong_password}: "
+        "invalid username-password pair or user is disabled.",
+    }
+    assert report["tokens"] == unknown
+    # Keyed by task as when Redis answers, so a reader walking the tasks meets no None.
+    assert report["locks"] == {"upsert": unknown, "backfill": unknown}
+    assert report["database"]["state"] == "ok"  # what does work is still reported
+    assert WRONG_PASSWORD not in out
+
+
+def test_doctor_with_redis_unreachable_calls_the_locks_unknown(
+    wrong_password: str, locked_redis: LockedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEEPA_API_KEY", "")  # no Keepa calls and their retries
+    code, out = invoke("doctor")
+    assert code == 1
+    reason = f"Redis unreachable at {wrong_password}: invalid username-password pair"
+    assert f"[FAIL] redis: unreachable at {wrong_password}: invalid username-password" in out
+    assert f"[FAIL] tokens: unknown: {reason}" in out
+    assert f"[FAIL] locks: unknown: {reason}" in out
+    assert "[FAIL] workers: cannot ask the workers: invalid username-password pair" in out
+    assert "none held" not in out
+    assert WRONG_PASSWORD not in out and locked_redis.password not in out
+
+
+def broken_token_state(env: dict[str, str], redis_client: redis.Redis) -> None:
+    """The token state's key holding a string: every token script fails on it (WRONGTYPE)
+    while Redis itself answers."""
+    redis_client.set(RedisKeys(env["KEEPA_REDIS_PREFIX"]).token_state, "not a hash")
+
+
+def test_status_names_a_token_script_error_as_such(
+    env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    invoke("migrate")
+    broken_token_state(env, redis_client)
+    code, out = invoke("status")
+    assert code == 0
+    first = out.splitlines()[0]
+    assert first.startswith("tokens: unknown (token script error: WRONGTYPE "), out
+    assert "unreachable" not in out
+    assert "lock upsert: free" in out  # Redis answered: the locks were read
+    code, out = invoke("status", "--json")
+    tokens = json.loads(out)["tokens"]
+    assert (tokens["state"], tokens["cause"]) == ("unknown", "script_error")
+
+
+def test_doctor_names_a_token_script_error_as_such(
+    env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    invoke("migrate")
+    broken_token_state(env, redis_client)
+    code, out = invoke("doctor")
+    assert code == 1
+    assert "[FAIL] tokens: token script error: WRONGTYPE " in out
+    assert "[ok  ] locks: none held" in out
+    assert "unreachable" not in out.split("[FAIL] keepa")[0]  # redis, database: fine
+
+
+def test_doctor_masks_a_redis_password_in_the_query_string(
+    env: dict[str, str], locked_redis: LockedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py authenticates with it, so doctor gets as far as printing the URL."""
+    server = locked_redis.server
+    monkeypatch.setenv(
+        "REDIS_URL", f"redis://{server.host}:{server.port}/0?password={locked_redis.password}"
+    )
+    invoke("migrate")
+    _, out = invoke("doctor")
+    assert f"{server.host}:{server.port}/0?password=***" in out
+    assert locked_redis.password not in out
