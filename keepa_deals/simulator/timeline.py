@@ -11,8 +11,15 @@ hash(product, cycle); whether it changes at all is drawn the same way. So:
 
 A change redraws the product's used, new and Amazon prices around their long-run
 levels: most stay near the level, a `drop_probability` share drop 18-65 % below it.
-Averages are closed-form (the level times the expected multiplier, with a small
-per-window wobble), so the deal record and the product's `stats` agree exactly.
+The deal records' averages are closed-form (the level times the expected multiplier,
+with a small per-window wobble); a product's `stats` are computed from its csv series
+(`history.py`), so they agree with the deal's figures within the draws' noise.
+
+Before `fine_from_km` (set by the simulator: half a year before it starts) a product's
+history is coarser: one possible change per two-week cycle (`COARSE_PERIOD_MIN`), from
+its `trackingSince`. That keeps a history of years to a few hundred points, so a
+/product answer stays cheap, while everything a deal or an evaluation reads (the last
+90 days, and every change since the simulator started) is at the product's cadence.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ from keepa_deals.simulator.hashing import MASK64, fmix, lerp, unit
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _LOOKBACK_CYCLES = 64
+COARSE_PERIOD_MIN = 20_160  # two weeks
+_COARSE_CHANGE_16 = int(0.85 * 65536)  # a coarse cycle holds a change 85 % of the time
+_COARSE_SALT = 0xC0A25E
 _MAX_TABLES = 64
 _MAX_STATES = 100_000
 
@@ -123,6 +133,14 @@ class Timeline:
         self._tables: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
         self._states: dict[tuple[int, int], EventState] = {}
         self._averages: dict[tuple[int, int], tuple[int, ...]] = {}
+        # Changes before this minute are on the coarse schedule (see the module's doc);
+        # 0 until the simulator says where its fine history begins.
+        self.fine_from_km = 0
+
+    def set_fine_from(self, start_km: int) -> None:
+        """Fine history from the coarse cycle boundary at or before `start_km`."""
+        self.fine_from_km = start_km // COARSE_PERIOD_MIN * COARSE_PERIOD_MIN
+        self._states.clear()
 
     # --- schedule ---------------------------------------------------------------
 
@@ -132,21 +150,59 @@ class Timeline:
             return None
         return cycle * period + (h >> 16) % period
 
+    def _coarse_minute(self, index: int, coarse: int) -> int | None:
+        h = fmix((self.catalogue.keys[index] ^ _COARSE_SALT) + coarse * _GOLDEN & MASK64)
+        if (h & 0xFFFF) >= _COARSE_CHANGE_16:
+            return None
+        return coarse * COARSE_PERIOD_MIN + (h >> 16) % COARSE_PERIOD_MIN
+
+    @staticmethod
+    def coarse_cycle(coarse: int) -> int:
+        """The state cycle id of coarse cycle `coarse`: negative, below the baseline's -1,
+        so fine and coarse states never share a cache entry or a hash."""
+        return -2 - coarse
+
     def latest(self, index: int, now_km: int) -> tuple[int, int] | None:
-        """(minute, cycle) of the product's latest change at or before `now_km`."""
-        period = self._periods[self.catalogue.cadence_index[index]]
-        cycle = now_km // period
-        for _ in range(_LOOKBACK_CYCLES):
-            minute = self._change_minute(index, cycle, period)
-            if minute is not None and minute <= now_km:
-                return minute, cycle
-            cycle -= 1
+        """(minute, cycle) of the product's latest change at or before `now_km`; None
+        before its first change (the baseline from `trackingSince` holds)."""
+        since = self.catalogue.profile(index).tracking_since_km
+        fine_from = max(self.fine_from_km, since)
+        if now_km >= fine_from:
+            period = self._periods[self.catalogue.cadence_index[index]]
+            cycle = now_km // period
+            for _ in range(_LOOKBACK_CYCLES):
+                minute = self._change_minute(index, cycle, period)
+                if minute is not None and minute <= now_km:
+                    if minute <= fine_from:
+                        break
+                    return minute, cycle
+                if cycle * period <= fine_from:
+                    break
+                cycle -= 1
+            now_km = min(now_km, self.fine_from_km)
+        coarse = now_km // COARSE_PERIOD_MIN
+        while coarse * COARSE_PERIOD_MIN + COARSE_PERIOD_MIN > since:
+            minute = self._coarse_minute(index, coarse)
+            if minute is not None and since < minute <= now_km:
+                return minute, self.coarse_cycle(coarse)
+            coarse -= 1
         return None
 
     def changes(self, index: int, after_km: int, until_km: int) -> list[tuple[int, int]]:
         """(minute, cycle) of the product's changes in (after_km, until_km], oldest first."""
-        period = self._periods[self.catalogue.cadence_index[index]]
+        since = self.catalogue.profile(index).tracking_since_km
         found = []
+        after_km = max(after_km, since)
+        fine_from = self.fine_from_km
+        if after_km < fine_from:
+            for coarse in range(after_km // COARSE_PERIOD_MIN, fine_from // COARSE_PERIOD_MIN):
+                minute = self._coarse_minute(index, coarse)
+                if minute is not None and after_km < minute <= until_km:
+                    found.append((minute, self.coarse_cycle(coarse)))
+            after_km = fine_from
+        if until_km <= after_km:
+            return found
+        period = self._periods[self.catalogue.cadence_index[index]]
         for cycle in range(after_km // period, until_km // period + 1):
             minute = self._change_minute(index, cycle, period)
             if minute is not None and after_km < minute <= until_km:
