@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import redis
+from kombu.connection import Connection
 
 from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.deal_query import load_deal_query
@@ -43,8 +44,30 @@ def check_deal_query(settings: Settings) -> Check:
     return Check("deal query", "ok", str(settings.deal_query_path))
 
 
+def broker_problem(redis_url: str) -> str | None:
+    """Why Celery's broker (kombu) cannot use a URL redis-py takes, or None.
+
+    The two read REDIS_URL differently: kombu fails with a TypeError on a query
+    parameter redis-py passes on (`?password=`, `?db=`), and has no `unix://`
+    transport. The worker would die on it with a traceback, after every other check
+    had passed. Parsing makes no connection."""
+    try:
+        Connection(redis_url).release()  # type: ignore[no-untyped-call]
+    except Exception as exc:  # kombu's parse errors are TypeError, KeyError, ValueError
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def check_redis(settings: Settings) -> Check:
     where = mask_url_password(settings.redis_url)
+    problem = broker_problem(settings.redis_url)
+    if problem is not None:
+        return Check(
+            "redis",
+            "fail",
+            f"REDIS_URL {where}: Celery's broker cannot use it ({mask_url_password(problem)}); "
+            "write it as redis://[:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS",
+        )
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
     try:
         client.ping()

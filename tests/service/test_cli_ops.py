@@ -215,6 +215,28 @@ def test_worker_refuses_unreachable_redis(
     assert "redis: unreachable at redis://127.0.0.1:9/0" in result.output
 
 
+@pytest.mark.parametrize("form", ["query", "unix"])
+def test_worker_refuses_a_redis_url_celery_cannot_read_with_one_line(
+    env: dict[str, str], locked_redis: LockedRedis, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """redis-py takes `?password=` and `unix://`; kombu, Celery's broker, fails on both
+    (TypeError: two passwords; KeyError: no such transport) with a traceback, after the
+    start-up checks had passed."""
+    server, password = locked_redis.server, locked_redis.password
+    url = {
+        "query": f"redis://{server.host}:{server.port}/0?password={password}",
+        "unix": f"unix://:{password}@/run/redis/redis.sock?db=0",
+    }[form]
+    monkeypatch.setenv("REDIS_URL", url)
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: redis: REDIS_URL ")
+    assert "Celery's broker cannot use it" in lines[0]
+    assert password not in result.output
+
+
 def test_worker_refuses_a_malformed_deal_query(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
