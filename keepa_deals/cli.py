@@ -20,6 +20,7 @@ from keepa_deals.cli_ops import (
 from keepa_deals.cli_run import run_command
 from keepa_deals.cli_service import beat_command, worker_command
 from keepa_deals.config import Settings, env_example
+from keepa_deals.dashboard.cli import dashboard_command
 from keepa_deals.errors import ConfigError
 from keepa_deals.redact import install_log_redaction
 from keepa_deals.simulate.cli import simulate_command
@@ -61,6 +62,7 @@ main.add_command(simulate_command)
 main.add_command(worker_command)
 main.add_command(beat_command)
 main.add_command(run_command)
+main.add_command(dashboard_command)
 for _command in (
     status_command,
     doctor_command,

@@ -6,10 +6,8 @@ It only reads: the deals database through `connect_readonly` and Redis through t
 status code `keepa-deals status` uses. Its one write is the deal query file, from the
 admin page. One module per area: `api` (JSON), `pages` (deals, detail, costs,
 rejections, export), `health` (/health, /healthz), `metrics`, `admin` (login, /query);
-`deals` builds the SQL, `app` wires them together.
+`deals` builds the SQL, `app.create_app` wires them together.
+
+Nothing is imported here: `keepa-deals` loads `dashboard.cli` for every command, and
+only `keepa-deals dashboard` should pay for FastAPI.
 """
-
-from keepa_deals.dashboard.app import create_app
-from keepa_deals.dashboard.config import DashboardConfig
-
-__all__ = ["DashboardConfig", "create_app"]

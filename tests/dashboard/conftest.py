@@ -23,7 +23,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from keepa_deals.config import Settings
-from keepa_deals.dashboard import DashboardConfig, create_app
+from keepa_deals.dashboard.app import create_app
+from keepa_deals.dashboard.config import DashboardConfig
 from keepa_deals.preflight import Check
 from keepa_deals.redis_server import RedisServerProcess
 from keepa_deals.store import (
