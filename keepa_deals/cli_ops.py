@@ -6,6 +6,7 @@ Controls that change state say exactly what they changed.
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +15,10 @@ import redis
 
 from keepa_deals.backfiller import restart_pass
 from keepa_deals.cli_common import fail, load_settings
+from keepa_deals.config import Settings
 from keepa_deals.doctor import run_doctor
 from keepa_deals.durations import duration
+from keepa_deals.errors import KeepaDealsError
 from keepa_deals.preflight import Check
 from keepa_deals.redis_failure import short_reason
 from keepa_deals.service_status import TASKS, gather
@@ -132,12 +135,22 @@ def doctor_command(as_json: bool, wait_s: float) -> None:
     raise SystemExit(1 if any(c.outcome == "fail" for c in checks) else 0)
 
 
+def _open_db(settings: Settings) -> sqlite3.Connection:
+    """The migrated database, or one line naming the file and what to do, and exit 2:
+    no file that cannot be used (no database, damaged, not writable) is a traceback."""
+    try:
+        return open_from_settings(settings)
+    except KeepaDealsError as exc:
+        fail(str(exc))
+    except (sqlite3.Error, OSError) as exc:
+        fail(f"{settings.deals_db_path}: {exc}")
+
+
 @click.command("migrate")
 def migrate_command() -> None:
     """Create or upgrade the deals database in place."""
     settings = load_settings()
-    settings.deals_db_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = open_from_settings(settings)
+    conn = _open_db(settings)
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
     click.echo(f"database {settings.deals_db_path}: schema v{version}")
@@ -190,7 +203,7 @@ def reset_watermark_command(to: str) -> None:
     """Move the upserter's watermark, backwards too: deals after it are fetched again."""
     target_s = _parse_time(to)
     settings = load_settings()
-    conn = open_from_settings(settings)
+    conn = _open_db(settings)
     try:
         before = get_watermark(conn)
         with transaction(conn):
@@ -216,7 +229,7 @@ def reset_watermark_command(to: str) -> None:
 def backfill_command(restart: bool) -> None:
     """Backfill controls: `--restart` starts the backfill over from page 0 now."""
     settings = load_settings()
-    conn = open_from_settings(settings)
+    conn = _open_db(settings)
     try:
         before, after = restart_pass(conn, int(now_s(settings)))
     finally:

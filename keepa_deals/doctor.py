@@ -25,6 +25,7 @@ from keepa_deals.preflight import Check, check_deal_query, check_redis
 from keepa_deals.redis_failure import describe
 from keepa_deals.service_status import db_status, lock_status, token_status
 from keepa_deals.store import check_schema, connect_readonly
+from keepa_deals.store.connection import check_writable
 from keepa_deals.timebase import lock_ttl_wall_s
 from keepa_deals.timebase import now_s as service_now_s
 
@@ -47,13 +48,18 @@ def check_database_readonly(settings: Settings) -> Check:
     if not path.exists():
         return Check("database", "fail", f"{path} does not exist: run `keepa-deals migrate`")
     try:
+        # Read-only here, but the service writes: as the service user (deploy runs
+        # doctor so), a file it may not write is the failure every run would meet.
+        check_writable(path)
         conn = connect_readonly(path)
         try:
             check_schema(conn)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         finally:
             conn.close()
-    except (KeepaDealsError, sqlite3.Error) as exc:
+    except KeepaDealsError as exc:
+        return Check("database", "fail", str(exc))  # names the file and what to do
+    except sqlite3.Error as exc:
         return Check("database", "fail", f"{path}: {exc}")
     return Check("database", "ok", f"{path} (schema v{version})")
 

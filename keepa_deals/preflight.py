@@ -82,11 +82,14 @@ def check_redis(settings: Settings) -> Check:
 
 
 def check_database(settings: Settings) -> Check:
-    """Creates or migrates the database: every process that writes runs this first."""
+    """Creates or migrates the database: every process that writes runs this first.
+    Opening it checks that this user may write it (store.connection.check_writable):
+    SQLite would open it read-only without a word."""
     try:
-        settings.deals_db_path.parent.mkdir(parents=True, exist_ok=True)
         conn = open_from_settings(settings)
-    except (KeepaDealsError, sqlite3.Error, OSError) as exc:
+    except KeepaDealsError as exc:
+        return Check("database", "fail", str(exc))  # names the file and what to do
+    except (sqlite3.Error, OSError) as exc:
         return Check("database", "fail", f"{settings.deals_db_path}: {exc}")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -15,6 +15,8 @@ from keepa_deals.cli import main
 from keepa_deals.clock import ManualClock
 from keepa_deals.config import Settings
 from keepa_deals.context import HarvestContext
+from keepa_deals.doctor import check_database_readonly
+from keepa_deals.preflight import Check, check_database
 from keepa_deals.redis_keys import RedisKeys
 from keepa_deals.redis_server import RedisServerProcess
 from keepa_deals.store import (
@@ -27,6 +29,7 @@ from keepa_deals.store import (
     transaction,
 )
 from keepa_deals.tokens import TokenManager
+from tests.as_other_user import folder, other_user, run_as_other_user
 from tests.service.conftest import LockedRedis
 
 KEY = "clitestkey0123456789abcdef"
@@ -58,6 +61,88 @@ def test_migrate_creates_the_database(env: dict[str, str]) -> None:
     code, out = invoke("migrate")
     assert code == 0 and "schema v" in out
     assert Path(env["DEALS_DB_PATH"]).exists()
+
+
+def test_migrate_refuses_a_file_that_is_no_database_with_one_line(env: dict[str, str]) -> None:
+    path = Path(env["DEALS_DB_PATH"])
+    content = b"SQLite format 2\0 (not really) " * 20
+    path.write_bytes(content)
+    before_ns = path.stat().st_mtime_ns
+    result = CliRunner().invoke(main, ["migrate"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: {path}: not a SQLite database (file is not a database); it was left "
+        "untouched: restore it from a backup, or move it aside and run `keepa-deals "
+        "migrate` to start an empty one\n"
+    )
+    assert path.read_bytes() == content and path.stat().st_mtime_ns == before_ns
+    assert not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["backfill", "--restart"]])
+@pytest.mark.parametrize("what", ["a folder", "under a file"])
+def test_a_database_path_that_cannot_be_opened_is_one_line(
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    what: str,
+    command: list[str],
+) -> None:
+    if what == "a folder":
+        path = tmp_path / "deals.db"
+        path.mkdir()
+    else:
+        (tmp_path / "var").write_text("a file where the folder should be\n")
+        path = tmp_path / "var" / "deals.db"
+    monkeypatch.setenv("DEALS_DB_PATH", str(path))
+    result = CliRunner().invoke(main, command, catch_exceptions=False)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: cannot be opened ("), lines
+    assert lines[0].endswith(
+        "DEALS_DB_PATH must name a file in a folder that exists or can be created"
+    )
+
+
+def root_owned_database(var: Path) -> Path:
+    """What `sudo keepa-deals migrate` before a deploy leaves: deals.db, root's, 0644."""
+    path = var / "deals.db"
+    open_store(path, busy_timeout_s=10).close()
+    path.chmod(0o644)
+    return path
+
+
+def test_as_the_service_user_a_root_owned_database_fails_every_start_up_check(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It passed preflight, migrate was a no-op, and every run failed at its first write
+    ("attempt to write a readonly database")."""
+    with folder() as var:
+        db = root_owned_database(var)
+        monkeypatch.setenv("DEALS_DB_PATH", str(db))
+        monkeypatch.chdir(var)  # a cwd the other user may read (for .env)
+        settings = Settings.from_env()
+        user = other_user()
+        why = (
+            f"{db}: {user.pw_name} (uid {user.pw_uid}) cannot write the database: {db} is "
+            f"owned by root:root, mode 0644; give the database files to that user: "
+            f"chown {user.pw_name}: {db}*"
+        )
+
+        def as_service_user() -> tuple[object, ...]:
+            migrate = CliRunner().invoke(main, ["migrate"])
+            return (
+                check_database(settings),
+                check_database_readonly(settings),
+                migrate.exit_code,
+                migrate.stderr,
+            )
+
+        preflight_check, doctor_check, code, err = run_as_other_user(as_service_user)
+    assert preflight_check == Check("database", "fail", why)
+    assert doctor_check == Check("database", "fail", why)
+    assert (code, err) == (2, f"error: {why}\n")
 
 
 def test_reset_watermark_moves_it_backwards_and_says_so(env: dict[str, str]) -> None:
