@@ -200,3 +200,20 @@ V3_PRUNABLE_HISTORY: tuple[str, ...] = (
     # Old runs are found by start time across both tasks.
     "CREATE INDEX runs_by_start ON runs (started_s)",
 )
+
+# --- version 4: what the dashboard charts -------------------------------------------------
+
+V4_DEAL_HISTORY: tuple[str, ...] = (
+    # One row per accepted product, replaced at each commit (store/deal_history.py):
+    # the used price and sales rank of the last 90 days, at most 200 points a series.
+    """
+    CREATE TABLE deal_history (
+        asin TEXT NOT NULL,
+        domain INTEGER NOT NULL,
+        captured_s INTEGER NOT NULL,
+        points_json TEXT NOT NULL
+            CHECK (json_valid(points_json) AND length(points_json) <= 16384),
+        PRIMARY KEY (asin, domain)
+    ) STRICT
+    """,
+)

@@ -41,6 +41,9 @@ from keepa_deals.store import (
     upsert_deal,
 )
 
+# The harvest's harness (the simulator, Redis, a database the real tasks fill).
+from tests.harvest.conftest import make_harness  # noqa: F401
+
 NOW_S = 1_800_000_000
 PASSWORD = "correct horse battery"
 ASIN = {k: f"B00000000{k}" for k in "ABCDEFGH"}
