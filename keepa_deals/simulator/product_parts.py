@@ -220,7 +220,8 @@ _OFFER = (
     '{{"offerId":{0},"lastSeen":{1},"sellerId":"{2}","offerCSV":[{3},{4},{5}],'
     '"condition":{6},"conditionComment":{7},"isPrime":{8},"isMAP":false,"isShippable":true,'
     '"isAddonItem":false,"isPreorder":false,"isWarehouseDeal":false,"isScam":false,'
-    '"isAmazon":{9},"isFBA":{8},"isPrimeExcl":false,"shipsFromChina":false{10}}}'
+    '"isAmazon":{9},"isFBA":{8},"isPrimeExcl":false,"primeExclCSV":null,"shipsFromChina":false,'
+    '"minOrderQty":0,"couponHistory":null,"offerDuplicates":null{10}}}'
 )
 
 

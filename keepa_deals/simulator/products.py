@@ -247,8 +247,11 @@ class ProductBuilder:
                     now_km=now_km,
                 )
             )
-            if p.rank_base > 0:
-                product["salesRanks"] = {str(p.root_cat): RawJSON(history.series_text(first, 3))}
+            product["salesRanks"] = (
+                {str(p.root_cat): RawJSON(history.series_text(first, 3))}
+                if p.rank_base > 0
+                else None
+            )
         if params.rating and p.review_count:
             since = history.times[first]
             product["reviews"] = {
