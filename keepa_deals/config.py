@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from keepa_deals.errors import ConfigError
+from keepa_deals.errors import ConfigError, KeepaDealsError
+from keepa_deals.file_access import current_group_name, current_user, owner_and_mode
 
 KEEPA_DOMAINS = (1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12)
 TOKEN_CLASSES = ("upsert", "backfill")
@@ -559,6 +560,45 @@ def mask_url_password(url: str) -> str:
     return url[:start] + _SECRET_PARAM.sub(r"\g<1>***", rest)
 
 
+class EnvFileUnreadable(ConfigError):
+    """The `.env` file is there but cannot be read: one line naming it, never skipped.
+
+    systemd reads the file as root (EnvironmentFile) before the service reads it
+    again as its own user. Skipping it would run on systemd's reading alone, and the
+    two parsers differ (quoting, `export`): the service and `keepa-deals config` would
+    disagree about the settings without a word."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.variable, self.value, self.allowed = ".env", str(path), problem
+        KeepaDealsError.__init__(self, f"{path}: {problem}")
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """The file's variables ({} when there is no file)."""
+    shown = path.absolute()
+    try:
+        if not path.is_file():
+            return {}
+        values = dotenv_values(path)
+    except PermissionError:
+        try:
+            path.stat()
+            what = f"{shown} is {owner_and_mode(path)}"
+        except OSError:
+            what = f"its folder {shown.parent} is {owner_and_mode(shown.parent)}"
+        raise EnvFileUnreadable(
+            shown,
+            f"{current_user()} cannot read the settings file: {what}; let the service's "
+            f"group read it: chown root:{current_group_name()} {shown} && chmod 0640 "
+            f"{shown} (deploy_update.sh does this)",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise EnvFileUnreadable(shown, f"cannot be read as UTF-8 text ({exc})") from None
+    except OSError as exc:
+        raise EnvFileUnreadable(shown, f"cannot be read ({exc.strerror})") from None
+    return {k: v for k, v in values.items() if v is not None}
+
+
 @dataclass(frozen=True)
 class Settings:
     keepa_api_key: str | None = field(default=None, repr=False)
@@ -627,10 +667,8 @@ class Settings:
         dotenv_path: str | os.PathLike[str] | None = None,
     ) -> Settings:
         """`.env` first, then the process environment (which wins)."""
-        merged: dict[str, str] = {}
         env_file = Path(dotenv_path) if dotenv_path is not None else Path(".env")
-        if env_file.is_file():
-            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        merged = _read_env_file(env_file)
         merged.update(os.environ if environ is None else environ)
         return cls.from_mapping(merged)
 

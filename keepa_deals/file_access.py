@@ -37,6 +37,10 @@ def current_user_name() -> str:
     return _user_name(os.geteuid())
 
 
+def current_group_name() -> str:
+    return _group_name(os.getegid())
+
+
 def owner_and_mode(path: str | os.PathLike[str]) -> str:
     """`owned by root:root, mode 0644`, or why the file cannot be looked at."""
     try:
