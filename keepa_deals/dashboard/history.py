@@ -7,6 +7,8 @@ import json
 import sqlite3
 from typing import Any
 
+from keepa_deals.dashboard.deals import iso
+
 CHART_DAYS = 90
 
 
@@ -25,5 +27,6 @@ def price_history(
     points: dict[str, list[list[int]]] = json.loads(row["points_json"])
     return {
         "captured_s": row["captured_s"],
+        "captured": iso(row["captured_s"]),
         **{name: [p for p in series if p[0] >= since_s] for name, series in points.items()},
     }

@@ -173,6 +173,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(
 ) -> None:
     target = tmp_path / "q.json"
     target.write_text("old", encoding="utf-8")
+
     def broken_replace(src: str, dst: object) -> None:
         raise OSError("disk full")
 
