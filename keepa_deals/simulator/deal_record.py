@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from keepa_deals.simulator.catalogue import ProductProfile
 from keepa_deals.simulator.timeline import NO_CHANGE_ARRAY, NO_DATA_ARRAY, Timeline
 
 # dateRange -> days the average covers (Keepa's "day" average spans 48 hours).
@@ -39,6 +40,7 @@ class DealRecord:
     delta_pct: tuple[tuple[int, ...], ...]
     delta_last: tuple[int, ...]
     drop_mask: int  # bit dateRange * 8 + slot: current below that average (a drop)
+    attributes: dict[str, str]  # lower-cased values of the /deal attribute lists
     _json: str | None = field(default=None, repr=False)
 
     def json(self) -> str:
@@ -56,7 +58,9 @@ class DealRecord:
                     "creationDate": self.creation_km,
                     "lastUpdate": self.creation_km,
                     "lightningEnd": 0,
+                    "minRating": -1,
                     "warehouseCondition": 0,
+                    "warehouseConditionComment": None,
                 },
                 separators=(",", ":"),
             )
@@ -134,7 +138,23 @@ def build_record(timeline: Timeline, index: int, minute: int, cycle: int) -> Dea
         delta_pct=tuple(percents),
         delta_last=delta_last,
         drop_mask=mask,
+        attributes=_attributes(profile),
     )
+
+
+_GROUPS = {283155: "book", 172282: "electronics", 1055398: "kitchen", 165793011: "toy"}
+
+
+def _attributes(profile: ProductProfile) -> dict[str, str]:
+    values = {
+        "brand": profile.brand,
+        "binding": profile.binding,
+        "manufacturer": "Simulated Press" if profile.is_book else profile.brand,
+        "productGroup": _GROUPS.get(profile.root_cat, "other"),
+    }
+    if profile.author:
+        values["author"] = profile.author
+    return {name: value.lower() for name, value in values.items()}
 
 
 def drop_bit(date_range: int, slot: int) -> int:

@@ -250,7 +250,13 @@ class DealEngine:
         results = self.results(sel, unix_s_to_keepa_minutes(now_s))
         start = sel.page * PAGE_SIZE
         records = results.records[start : start + PAGE_SIZE]
-        body = '{"dr":[' + ",".join(r.json() for r in records) + "]," + results.category_json + "}"
+        body = (
+            '{"dr":['
+            + ",".join(r.json() for r in records)
+            + '],"drDateIndex":[],'  # Keepa: "not yet used / placeholder"
+            + results.category_json
+            + "}"
+        )
         page = DealPage(records, body)
         for stale in [k for k, (expires, _) in self._pages.items() if expires <= now_s]:
             del self._pages[stale]

@@ -62,6 +62,13 @@ class DealSelection:
     filter_erotic: bool = False
     single_variation: bool = False
     title_words: tuple[str, ...] = ()
+    is_lowest_offer: bool = False
+    # Filters no simulated product can pass: warehouse deals and Prime-exclusive offers
+    # are not simulated, so a selection asking for them finds nothing.
+    warehouse_conditions: frozenset[int] = frozenset()
+    prime_exclusive: bool = False
+    # Attribute lists (brand, author, binding, productGroup), lower-cased.
+    attributes: tuple[tuple[str, frozenset[str]], ...] = ()
 
     def query_key(self) -> str:
         """Identifies the query apart from its page (what Keepa caches on)."""
@@ -151,9 +158,46 @@ def parse_selection(raw: object, default_domain: int | None) -> DealSelection:
         filter_erotic=raw.get("filterErotic") is True,
         single_variation=raw.get("singleVariation") is True,
         title_words=tuple(title.lower().split()) if isinstance(title, str) else (),
+        is_lowest_offer=raw.get("isLowestOffer") is True,
+        warehouse_conditions=_ids(raw.get("warehouseConditions")) or frozenset(),
+        prime_exclusive=raw.get("isPrimeExclusive") is True,
+        attributes=tuple(
+            (name, frozenset(str(v).lower() for v in values))
+            for name in ATTRIBUTE_LISTS
+            if isinstance(values := raw.get(name), list) and values
+        ),
     )
 
 
+# Attribute lists a simulated product has values for; other lists (color, size, ...)
+# match no simulated product.
+ATTRIBUTE_LISTS = (
+    "brand",
+    "author",
+    "binding",
+    "productGroup",
+    "manufacturer",
+    "material",
+    "type",
+    "model",
+    "color",
+    "size",
+    "unitType",
+    "scent",
+    "itemForm",
+    "pattern",
+    "style",
+    "itemTypeKeyword",
+    "targetAudienceKeyword",
+    "edition",
+    "format",
+    "languages",
+    "brandStoreName",
+    "brandStoreUrlName",
+    "websiteDisplayGroup",
+    "websiteDisplayGroupName",
+    "salesRankDisplayGroup",
+)
 _NO_BOUND = 1 << 62
 Check = Callable[[DealRecord], bool]
 
@@ -161,6 +205,13 @@ Check = Callable[[DealRecord], bool]
 def _bounds(bounds: Range) -> tuple[int, int]:
     low, high = bounds
     return (-_NO_BOUND if low is None else low, _NO_BOUND if high is None else high)
+
+
+def _attribute_check(name: str, wanted: frozenset[str]) -> Check:
+    def check(record: DealRecord) -> bool:
+        return record.attributes.get(name) in wanted
+
+    return check
 
 
 def compile_filter(sel: DealSelection) -> Check:
@@ -215,6 +266,17 @@ def compile_filter(sel: DealSelection) -> Check:
     if sel.title_words:
         words = sel.title_words
         checks.append(lambda r: all(w in r.title_lower for w in words))
+    if sel.warehouse_conditions or sel.prime_exclusive:
+        return lambda r: False
+    if sel.is_lowest_offer:
+        # The selected type is the lowest of all new offers: NEW always is (it is the
+        # lowest new price); AMAZON when Amazon's price is the lowest new one.
+        if sel.price_type not in (0, 1):
+            return lambda r: False
+        new_slot = SLOT[1]
+        checks.append(lambda r: 0 < r.cur[amazon_slot] <= r.cur[new_slot] or slot == new_slot)
+    for name, wanted in sel.attributes:
+        checks.append(_attribute_check(name, wanted))
 
     def check(record: DealRecord) -> bool:
         for c in checks:  # noqa: SIM110 - a plain loop beats all() on this hot path

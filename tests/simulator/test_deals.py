@@ -249,3 +249,29 @@ def test_a_deal_agrees_with_its_product(big_api: Api) -> None:
         assert abs(stats["avg90"][2] - deal["avg"][3][2]) <= 0.25 * deal["avg"][3][2]
         assert product["lastPriceChange"] == deal["creationDate"]
         assert product["csv"][2][-2:] == [deal["creationDate"], deal["current"][2]]
+
+
+def test_deal_pages_carry_dr_date_index_and_min_rating(api: Api) -> None:
+    deals = api.deal(USED_BOOKS).json()["deals"]
+    assert deals["drDateIndex"] == []
+    assert all(d["minRating"] == -1 for d in deals["dr"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "expect_any"),
+    [
+        ({"warehouseConditions": [2, 3]}, False),  # no warehouse deals are simulated
+        ({"isPrimeExclusive": True}, False),
+        ({"isLowestOffer": True}, False),  # USED is no new offer
+        ({"binding": ["Paperback"]}, True),
+        ({"binding": ["Blu-ray"]}, False),  # a binding no book has
+    ],
+)
+def test_deal_flags_and_attribute_lists_are_applied(
+    api: Api, extra: dict[str, object], expect_any: bool
+) -> None:
+    dr = api.deal({**USED_BOOKS, **extra}).json()["deals"]["dr"]
+    assert bool(dr) == expect_any
+    if "binding" in extra and dr:
+        products = api.product([d["asin"] for d in dr[:20]]).json()["products"]
+        assert {p["binding"] for p in products} == {"Paperback"}
