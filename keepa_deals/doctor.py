@@ -9,9 +9,11 @@ for a deploy that runs doctor right after restarting the units.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -20,12 +22,13 @@ from kombu.exceptions import OperationalError
 from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.durations import duration
 from keepa_deals.errors import KeepaDealsError, KeepaError
+from keepa_deals.file_access import current_user
 from keepa_deals.keepa_api import KeepaClient, longest_backoff_s
 from keepa_deals.preflight import Check, check_deal_query, check_redis
 from keepa_deals.redis_failure import describe
 from keepa_deals.service_status import db_status, lock_status, token_status
 from keepa_deals.store import check_schema, connect_readonly
-from keepa_deals.store.connection import check_writable
+from keepa_deals.store.connection import DatabaseNotWritable, check_writable, write_problem
 from keepa_deals.timebase import lock_ttl_wall_s
 from keepa_deals.timebase import now_s as service_now_s
 
@@ -47,10 +50,10 @@ def check_database_readonly(settings: Settings) -> Check:
     path = settings.deals_db_path
     if not path.exists():
         return Check("database", "fail", f"{path} does not exist: run `keepa-deals migrate`")
+    unwritable = _unwritable_as_this_user(path)
+    if unwritable is not None and unwritable.outcome == "fail":
+        return unwritable
     try:
-        # Read-only here, but the service writes: as the service user (deploy runs
-        # doctor so), a file it may not write is the failure every run would meet.
-        check_writable(path)
         conn = connect_readonly(path)
         try:
             check_schema(conn)
@@ -61,7 +64,32 @@ def check_database_readonly(settings: Settings) -> Check:
         return Check("database", "fail", str(exc))  # names the file and what to do
     except sqlite3.Error as exc:
         return Check("database", "fail", f"{path}: {exc}")
-    return Check("database", "ok", f"{path} (schema v{version})")
+    return unwritable or Check("database", "ok", f"{path} (schema v{version})")
+
+
+def _unwritable_as_this_user(path: Path) -> Check | None:
+    """doctor reads, but the service writes. Run as the service user (deploy runs it
+    so), a file it may not write is what every run would fail on: a failure. Root's
+    files fail whoever asks (only root could write them, and the service is not root).
+    Another user's files, asked by someone else (an operator in the service's group),
+    are a warning: doctor can only check as the user running it."""
+    try:
+        check_writable(path)
+    except DatabaseNotWritable as exc:
+        try:
+            owner_uid = exc.blocking.stat().st_uid if exc.blocking is not None else 0
+        except OSError:
+            owner_uid = 0  # cannot even look: fail, as for root's
+        if owner_uid in (0, os.geteuid()):
+            return Check("database", "fail", str(exc))
+        return Check(
+            "database",
+            "warn",
+            f"{path}: {current_user()} cannot write the database ({write_problem(path)}); "
+            "fine if the service runs as that owner: run doctor as the service user to "
+            "see what it meets",
+        )
+    return None
 
 
 def check_keepa(settings: Settings) -> Check:

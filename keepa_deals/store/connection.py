@@ -103,40 +103,54 @@ def _open_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> StoreError 
 class DatabaseNotWritable(StoreError):
     """This user may not write the database, its -wal or -shm, or their folder."""
 
+    def __init__(self, message: str, blocking: Path | None = None) -> None:
+        super().__init__(message)
+        self.blocking = blocking  # the first file or folder this user may not write
 
-def write_problem(path: str | os.PathLike[str]) -> str | None:
-    """What keeps this process from writing the database at `path`, or None.
+
+def first_unwritable(path: str | os.PathLike[str]) -> Path | None:
+    """The first file or folder that keeps this process from writing the database at
+    `path`, or None when nothing does.
 
     SQLite opens a file it may not write read-only without a word, and a run then
     fails at its first write ("attempt to write a readonly database"); with a -shm it
     may not write, even reads fail. So the file, its -wal and -shm (when they exist)
-    and their folder (where SQLite creates them) are checked up front, with the
-    owner and mode of the first that is not writable."""
+    and their folder (where SQLite creates them) are checked up front."""
     db = Path(path)
     folder = db.parent
     if not may(folder, os.X_OK):
-        return f"its folder {folder} is {owner_and_mode(folder)}"
+        return folder
     for file in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         if file.exists() and not may(file, os.R_OK | os.W_OK):
-            return f"{file} is {owner_and_mode(file)}"
+            return file
     if not may(folder, os.W_OK | os.X_OK):
-        return f"its folder {folder} is {owner_and_mode(folder)}"
+        return folder
     return None
+
+
+def write_problem(path: str | os.PathLike[str]) -> str | None:
+    """What keeps this process from writing the database, with its owner and mode."""
+    blocking = first_unwritable(path)
+    if blocking is None:
+        return None
+    what = f"its folder {blocking}" if blocking == Path(path).parent else str(blocking)
+    return f"{what} is {owner_and_mode(blocking)}"
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:
     """Raise DatabaseNotWritable naming the file, its owner and mode, and the fix."""
-    problem = write_problem(path)
-    if problem is None:
+    blocking = first_unwritable(path)
+    if blocking is None:
         return
     user = current_user_name()
     fix = (
-        f"give the folder to that user: chown {user}: {Path(path).parent}"
-        if problem.startswith("its folder")
+        f"give the folder to that user: chown {user}: {blocking}"
+        if blocking == Path(path).parent
         else f"give the database files to that user: chown {user}: {path}*"
     )
     raise DatabaseNotWritable(
-        f"{path}: {current_user()} cannot write the database: {problem}; {fix}"
+        f"{path}: {current_user()} cannot write the database: {write_problem(path)}; {fix}",
+        blocking,
     )
 
 

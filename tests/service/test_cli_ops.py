@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import time
 from pathlib import Path
 
@@ -143,6 +145,29 @@ def test_as_the_service_user_a_root_owned_database_fails_every_start_up_check(
     assert preflight_check == Check("database", "fail", why)
     assert doctor_check == Check("database", "fail", why)
     assert (code, err) == (2, f"error: {why}\n")
+
+
+def test_doctor_as_another_user_only_warns_about_the_service_user_s_database() -> None:
+    """doctor can check writes only as the user running it. The service user's files,
+    seen by an operator in its group, are not the service's failure: a warning that
+    says how to check. (Root's files fail whoever asks: see the test above.)"""
+    with folder(owner="daemon") as var:  # daemon stands for the service user here
+        var.chmod(0o777)  # the reader may still create -shm: only the file is the service's
+        db = var / "deals.db"
+        open_store(db, busy_timeout_s=10).close()
+        db.chmod(0o644)
+        daemon = pwd.getpwnam("daemon")
+        os.chown(db, daemon.pw_uid, daemon.pw_gid)
+        settings = Settings.from_mapping({"DEALS_DB_PATH": str(db)})
+        check = run_as_other_user(lambda: check_database_readonly(settings))
+    user = other_user()
+    assert check == Check(
+        "database",
+        "warn",
+        f"{db}: {user.pw_name} (uid {user.pw_uid}) cannot write the database ({db} is owned "
+        "by daemon:daemon, mode 0644); fine if the service runs as that owner: run doctor "
+        "as the service user to see what it meets",
+    )
 
 
 def test_reset_watermark_moves_it_backwards_and_says_so(env: dict[str, str]) -> None:
