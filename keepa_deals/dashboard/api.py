@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from keepa_deals.dashboard.costs import MyCosts
 from keepa_deals.dashboard.db import reading
 from keepa_deals.dashboard.deals import (
+    CURSOR_PATTERN,
     MAX_API_PAGE,
     Cursor,
     DealFilters,
@@ -155,7 +156,9 @@ def api_deals(
     filters: Annotated[DealFilters, Depends(deal_filters)],
     sort: Annotated[Sort, Depends(deal_sort)],
     costs: Annotated[MyCosts, Depends(my_costs)],
-    cursor: Annotated[str | None, Query(max_length=64, description="`next` of a page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="From `next` of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_API_PAGE)] = 50,
 ) -> dict[str, Any]:
     after = Cursor.decode(cursor) if cursor else None

@@ -67,6 +67,10 @@ Order = Literal["asc", "desc"]
 MIN_PAGE, MAX_PAGE, MAX_API_PAGE = 25, 200, 500
 EXPORT_MAX_ROWS = 100_000
 _ASIN = re.compile(r"^[A-Za-z0-9]{10}$")
+# What Cursor.encode writes: a sort value (int, or float repr) and a rowid, each small
+# enough for SQLite's 64-bit integers.
+CURSOR_PATTERN = r"^-?[0-9]{1,18}(\.[0-9]{1,20})?(e[-+]?[0-9]{1,2})?~[0-9]{1,18}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
 _COLUMNS = (
     "rowid AS row_id, asin, domain, title, category, root_category_id, buy_price_cents,"
     " sell_price_cents, avg90_price_cents, referral_fee_cents, closing_fee_cents,"
@@ -132,10 +136,10 @@ class Cursor:
 
     @classmethod
     def decode(cls, raw: str) -> Cursor:
-        value, sep, row_id = raw.partition("~")
+        if not _CURSOR.match(raw):
+            raise BadParameter("cursor", "is not a cursor this dashboard made")
+        value, _, row_id = raw.partition("~")
         try:
-            if not sep:
-                raise ValueError(raw)
             number: int | float = float(value) if "." in value or "e" in value else int(value)
             return cls(number, int(row_id))
         except ValueError:

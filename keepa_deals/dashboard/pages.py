@@ -16,6 +16,7 @@ from keepa_deals.dashboard.api import ASIN_PATTERN
 from keepa_deals.dashboard.costs import COOKIE, MAX_COST_CENTS, MAX_TAX_BPS, InvalidCosts, MyCosts
 from keepa_deals.dashboard.db import has_table, reading
 from keepa_deals.dashboard.deals import (
+    CURSOR_PATTERN,
     EXPORT_MAX_ROWS,
     MAX_PAGE,
     MIN_PAGE,
@@ -91,7 +92,7 @@ def deals_view(
     filters: Annotated[DealFilters, Depends(deal_filters)],
     sort: Annotated[Sort, Depends(deal_sort)],
     costs: Annotated[MyCosts, Depends(my_costs)],
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
     size: Annotated[int, Query(ge=MIN_PAGE, le=MAX_PAGE)] = 50,
 ) -> Response:
     after = Cursor.decode(cursor) if cursor else None
