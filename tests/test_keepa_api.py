@@ -285,10 +285,14 @@ def test_asins_given_as_one_string_are_a_comma_list(
     assert reply.envelope.tokens_consumed == 2
 
 
-def test_unknown_asins_are_an_empty_list_that_cost_nothing(client: KeepaClient) -> None:
+def test_an_untracked_asin_comes_back_without_data_at_one_token(client: KeepaClient) -> None:
+    # Keepa answers a well-formed ASIN it does not track with a product that holds no
+    # data (productType 3) and charges it like any product (docs/simulator.md).
     reply = client.products(["B0NOSUCH00"])
-    assert reply.products == []
-    assert reply.envelope.tokens_consumed == 0
+    assert [(p["asin"], p["productType"], p["csv"]) for p in reply.products] == [
+        ("B0NOSUCH00", 3, None)
+    ]
+    assert reply.envelope.tokens_consumed == 1
 
 
 def test_a_negative_balance_is_reported_as_it_is(
