@@ -6,6 +6,7 @@ api); templates and static files sit beside them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -99,7 +100,11 @@ def create_app(
                     headers={"WWW-Authenticate": 'Basic realm="keepa-deals"'},
                 )
             return RedirectResponse(f"/login?{urlencode({'next': path})}", status_code=303)
+        started = time.perf_counter()
         response = await call_next(request)
+        # Server time (a streamed body is timed to its first chunk): what the
+        # benchmark reads, and what a browser's network panel shows.
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"

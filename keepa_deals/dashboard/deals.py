@@ -234,7 +234,10 @@ def _select(
     direction = "DESC" if sort.order == "desc" else "ASC"
     if after is not None:
         op = "<" if sort.order == "desc" else ">"
-        where.append(f"({key}, rowid) {op} (:after_key, :after_row)")
+        # Spelled out rather than as a row value `(key, rowid) < (...)`: the planner
+        # turns `key <= :after_key` into a range on the sort's index, expression
+        # indexes included, so a deep page seeks instead of scanning from the top.
+        where.append(f"{key} {op}= :after_key AND ({key} {op} :after_key OR rowid {op} :after_row)")
         args["after_key"], args["after_row"] = after.value, after.row_id
     sql = (
         f"SELECT {_COLUMNS}, {key} AS sort_key FROM deals WHERE {' AND '.join(where)}"  # noqa: S608

@@ -102,7 +102,7 @@ def deals_view(
             conn, filters.with_costs(costs), sort, costs, limit=size, after=after, now_s=now_s
         )
         mark_s = newest_first_seen_s(conn)
-        cats = categories(conn)
+        cats: list[str] = d.categories.get(lambda: categories(conn))
     sort_links = {
         column: _query(
             request,

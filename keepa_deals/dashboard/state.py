@@ -53,13 +53,35 @@ class DoctorCache:
             return list(self._result), time.monotonic() - self._at_s
 
 
+class TimedCache:
+    """One value, recomputed at most every `every_s`: for what is costly to read and
+    changes slowly (the category list scans every accepted deal)."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._lock = threading.Lock()
+        self._at_s: float | None = None
+        self._value: Any = None
+
+    def get(self, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            now = time.monotonic()
+            if self._at_s is None or now - self._at_s >= self.every_s:
+                self._value = compute()
+                self._at_s = time.monotonic()
+            return self._value
+
+
+CATEGORIES_EVERY_S = 300.0
+
+
 @dataclass
 class Dashboard:
     config: DashboardConfig
     templates: Jinja2Templates
     doctor: DoctorCache
     clock: Callable[[], float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    categories: TimedCache = field(default_factory=lambda: TimedCache(CATEGORIES_EVERY_S))
 
     @property
     def settings(self) -> Settings:
