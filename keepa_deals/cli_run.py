@@ -37,6 +37,7 @@ from dotenv import dotenv_values
 from keepa_deals import shutdown
 from keepa_deals.cli_common import fail, load_settings
 from keepa_deals.config import Settings, mask_url_password
+from keepa_deals.dashboard.cli import start_with_run as start_dashboard
 from keepa_deals.errors import KeepaDealsError
 from keepa_deals.preflight import PreflightFailed, preflight
 from keepa_deals.redis_server import RedisServerError, RedisServerProcess
@@ -173,6 +174,7 @@ def run_command(
                 click.echo(f"{check.name}: {check.outcome} ({check.detail})")
         except (KeepaDealsError, PreflightFailed) as exc:
             fail(str(exc))
+        start_dashboard(env, cleanups)
         _run_worker(settings, env, loglevel, progress_every_s)
     finally:
         _ignore_stop_signals()

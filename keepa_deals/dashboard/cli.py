@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
+
 import click
 
 from keepa_deals.cli_common import fail, load_settings, setup_logging
@@ -43,3 +47,25 @@ def dashboard_command(host: str, port: int) -> None:
         click.echo("dashboard: no KEEPA_API_KEY: the deals shown are the simulator's")
     setup_logging()
     uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
+
+
+def start_with_run(env: dict[str, str], cleanups: list[Callable[[], None]]) -> None:
+    """`keepa-deals run` starts the dashboard beside the worker, with the same settings
+    (the demo's database and Redis prefix included), on DASHBOARD_PORT (default 8080).
+    It is a convenience: if it cannot start (the port is taken), the harvest runs on."""
+    port = env.get("DASHBOARD_PORT", str(DEFAULT_PORT))
+    argv = [sys.executable, "-m", "keepa_deals", "dashboard", "--port", port]
+    # Its own session: Ctrl-C reaches `run`, which stops it after the worker.
+    child = subprocess.Popen(argv, env=env, start_new_session=True)
+
+    def stop() -> None:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+    cleanups.append(stop)
+    click.echo(f"dashboard: http://127.0.0.1:{port}/ (starting; DASHBOARD_PORT to change)")

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -16,6 +17,7 @@ from keepa_deals.config import DEFAULT_DEAL_QUERY, Settings
 from keepa_deals.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
+KEEPA_HOST = "api.keepa.com"
 DEFAULT_PORT = 8080
 DEFAULT_SESSION_S = 8 * 3600
 DOCTOR_EVERY_S = 30.0  # /healthz, /health and the banner reuse one doctor run this long
@@ -35,8 +37,10 @@ class DashboardConfig:
 
     @property
     def simulated(self) -> bool:
-        """The no-key demo harvests the built-in simulator: its deals are not real."""
-        return not self.settings.keepa_api_key
+        """No key, or another server than Keepa's (the demo of `keepa-deals run` points
+        KEEPA_API_URL at the built-in simulator, with a made-up key): not real deals."""
+        host = urlsplit(self.settings.keepa_api_url).hostname or ""
+        return not self.settings.keepa_api_key or host != KEEPA_HOST
 
     @property
     def query_editable(self) -> bool:

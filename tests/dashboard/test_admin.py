@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,45 @@ def test_login_everywhere_guards_every_page_but_healthz(make_client: ClientFacto
     assert client.get("/api/deals", headers={"authorization": f"Basic {wrong}"}).status_code == 401
     assert login(client) == 303
     assert client.get("/", headers=HTML).status_code == 200
+
+
+def test_pages_say_simulated_for_the_demos_simulator_too() -> None:
+    demo = Settings(
+        keepa_api_key="keepadealsSIMULATORdemokey0000", keepa_api_url="http://127.0.0.1:5000"
+    )
+    assert DashboardConfig(settings=demo).simulated
+    assert DashboardConfig(settings=Settings()).simulated  # no key
+    real = Settings(keepa_api_key="k" * 32)
+    assert not DashboardConfig(settings=real).simulated
+
+
+def test_run_starts_the_dashboard_and_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keepa_deals.dashboard import cli
+
+    started: list[list[str]] = []
+    children: list[FakeChild] = []
+
+    class FakeChild:
+        def __init__(self, argv: list[str], env: dict[str, str], start_new_session: bool) -> None:
+            started.append(argv)
+            children.append(self)
+            self.env, self.session, self.terminated = env, start_new_session, False
+
+        def poll(self) -> int | None:
+            return 0 if self.terminated else None
+
+        def terminate(self) -> None:
+            self.terminated = True
+
+        def wait(self, timeout: float | None = None) -> int:
+            return 0
+
+    monkeypatch.setattr("keepa_deals.dashboard.cli.subprocess.Popen", FakeChild)
+    cleanups: list[Callable[[], None]] = []
+    env = {"DASHBOARD_PORT": "8099", "DEALS_DB_PATH": "var/demo.db"}
+    cli.start_with_run(env, cleanups)
+    assert started[0][-4:] == ["keepa_deals", "dashboard", "--port", "8099"]
+    assert len(cleanups) == 1
+    assert children[0].session and children[0].env is env  # the demo's settings
+    cleanups[0]()
+    assert children[0].terminated
