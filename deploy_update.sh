@@ -30,7 +30,7 @@ UNIT_DIR="${KEEPA_UNIT_DIR:-/etc/systemd/system}"
 # Where a running systemd keeps its state (replaced only by the tests).
 SYSTEMD_RUNTIME_DIR="${KEEPA_SYSTEMD_RUNTIME_DIR:-/run/systemd/system}"
 ENV_FILE="$KEEPA_HOME/.env"
-UNITS=(keepa-deals-worker.service keepa-deals-beat.service)
+UNITS=(keepa-deals-worker.service keepa-deals-beat.service keepa-deals-dashboard.service)
 VENV="$KEEPA_HOME/.venv"
 DOCTOR_WAIT_S="${KEEPA_DOCTOR_WAIT_S:-60}"
 case "$DOCTOR_WAIT_S" in

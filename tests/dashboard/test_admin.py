@@ -240,3 +240,38 @@ def test_run_starts_the_dashboard_and_stops_it(monkeypatch: pytest.MonkeyPatch) 
     assert children[0].session and children[0].env is env  # the demo's settings
     cleanups[0]()
     assert children[0].terminated
+
+
+def test_the_dashboard_unit_has_the_workers_hardening() -> None:
+    """deploy/systemd: the same user, environment file and sandboxing as the worker,
+    bound to loopback, and deploy_update.sh installs it."""
+    units = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
+
+    def settings_of(name: str) -> dict[str, str]:
+        out = {}
+        for line in (units / name).read_text(encoding="utf-8").splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                out[key] = value
+        return out
+
+    worker, dashboard = (
+        settings_of(f"keepa-deals-{name}.service") for name in ("worker", "dashboard")
+    )
+    for key in (
+        "User",
+        "Group",
+        "WorkingDirectory",
+        "EnvironmentFile",
+        "NoNewPrivileges",
+        "ProtectSystem",
+        "PrivateTmp",
+        "Restart",
+        "CPUSchedulingPolicy",
+        "IOSchedulingClass",
+    ):
+        assert dashboard[key] == worker[key], key
+    assert int(dashboard["Nice"]) >= int(worker["Nice"])
+    assert "--host 127.0.0.1" in dashboard["ExecStart"]
+    deploy = (units.parent.parent / "deploy_update.sh").read_text(encoding="utf-8")
+    assert "keepa-deals-dashboard.service" in deploy
