@@ -36,24 +36,15 @@ def _in_words(seconds: float | None, none: str) -> str:
 
 @router.get("/health", response_class=HTMLResponse, include_in_schema=False)
 def health_view(request: Request, d: Annotated[Dashboard, Depends(dash)]) -> Response:
-    status = gather(d.settings)
-    if d.clock is not None:
-        # A dashboard on an injected clock (a simulation, the tests' manual clock)
-        # judges the database's ages on that clock, as its deal pages do.
-        status["database"] = db_status(d.settings.deals_db_path, d.now_s())
+    (status, series), status_age_s = d.snapshot("health", lambda: _health(d))
     checks, age_s = d.doctor.get()
     failing = [c for c in checks if c.outcome == "fail"]
-    series: dict[str, Any] | None = None
-    try:
-        with reading(d.settings) as conn:
-            series = hourly(conn, d.now_s())
-    except DatabaseMissing:
-        series = None
     return d.templates.TemplateResponse(
         request,
         "health.html",
         {
             "status": status,
+            "status_age_s": status_age_s,
             "checks": checks,
             "failing": failing,
             "doctor_age_s": age_s,
@@ -62,3 +53,19 @@ def health_view(request: Request, d: Annotated[Dashboard, Depends(dash)]) -> Res
             "iso": iso,
         },
     )
+
+
+def _health(d: Dashboard) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What `keepa-deals status` reads, and the last day's series: a scan of the deals
+    table, so computed in the background (Dashboard.snapshot), not per request."""
+    status = gather(d.settings)
+    if d.clock is not None:
+        # A dashboard on an injected clock (a simulation, the tests' manual clock)
+        # judges the database's ages on that clock, as its deal pages do.
+        status["database"] = db_status(d.settings.deals_db_path, d.now_s())
+    try:
+        with reading(d.settings) as conn:
+            series: dict[str, Any] | None = hourly(conn, d.now_s())
+    except DatabaseMissing:
+        series = None
+    return status, series

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from keepa_deals.config import Settings
-from keepa_deals.dashboard.state import DoctorCache
+from keepa_deals.dashboard.state import DoctorCache, Refreshed
 from keepa_deals.preflight import Check
 from keepa_deals.tokens import TokenManager
 from tests.dashboard.conftest import NOW_S, ClientFactory, ok_checks
@@ -70,9 +71,30 @@ def test_doctor_runs_once_per_interval_for_all_requests() -> None:
     for _ in range(5):
         assert [c.name for c in cache.get()[0]] == ["x"]
     assert len(calls) == 1
-    cache.every_s = 0
-    cache.get()
-    assert len(calls) == 2
+
+
+def test_a_stale_value_is_served_while_the_background_refreshes_it() -> None:
+    """Refreshed: the first get computes in place; later ones never wait for a
+    computation, they get the last value and start one refresh."""
+    release = threading.Event()
+    computed: list[int] = []
+
+    def compute() -> int:
+        if computed:  # every refresh after the first waits for the test
+            assert release.wait(60)
+        computed.append(len(computed) + 1)
+        return len(computed)
+
+    value = Refreshed(every_s=0, compute=compute)
+    assert value.get()[0] == 1
+    assert value.get()[0] == 1  # stale: served at once, a refresh started
+    assert value.get()[0] == 1  # one refresh at a time: no second thread
+    release.set()
+    deadline = time.monotonic() + 60
+    while value.get()[0] < 2:  # wait for the refresh to land (a condition, bounded)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert computed[:2] == [1, 2]
 
 
 def metrics(client_text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
