@@ -100,7 +100,10 @@ def test_deal_detail_shows_the_breakdown_and_earlier_verdicts(client: TestClient
     html = page(client, f"/deal/1/{ASIN['A']}")
     assert '<td class="num" id="profit">18.70</td>' in html
     assert "drop_too_small" in html
-    assert client.get(f"/deal/1/{ASIN['F']}", headers=HTML).status_code == 404
+    missing = client.get(f"/deal/1/{ASIN['F']}", headers=HTML)
+    assert missing.status_code == 404
+    assert f"no accepted deal {ASIN['F']} on domain 1" in missing.text
+    assert missing.headers["content-type"].startswith("text/html")
 
 
 @pytest.mark.parametrize("url", PAGES)
