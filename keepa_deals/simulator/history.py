@@ -19,6 +19,7 @@ from keepa_deals.simulator.timeline import N_PRICE_TYPES, EventState
 
 # Base columns: (csv index, EventState field index).
 BASE = ((0, 2), (1, 3), (2, 4), (3, 5), (11, 6), (12, 7))
+assert [field for _, field in BASE] == list(range(2, 8))  # window_avg reads st[2:8]
 PRICE_COLUMNS = (0, 1, 2)  # base columns that are prices (out-of-stock shares apply)
 # Offer-derived price types: csv index -> (base column, price factor, shipping cents or
 # None for a [time, price] series).
@@ -148,48 +149,83 @@ class ProductHistory:
     def window(self, start_km: int, end_km: int) -> Window:
         """Time-weighted means over the in-stock time, extremes and out-of-stock shares
         of [start_km, end_km] (the part of it after trackingSince)."""
-        start_km = max(start_km, self.times[0])
-        end_km = max(end_km, start_km + 1)
-        first = self.first_index(start_km)
-        last = bisect.bisect_right(self.times, end_km)
-        span = end_km - start_km
-        n = len(BASE)
-        weighted = [0] * n
-        held = [0] * n
-        oos = [0] * n
-        low: list[tuple[int, int] | None] = [None] * n
-        high: list[tuple[int, int] | None] = [None] * n
-        fields = [field for _, field in BASE]
-        states = self.states
-        for i in range(first, last):
-            st = states[i]
-            begin = max(st.time_km, start_km)
-            stop = min(states[i + 1].time_km, end_km) if i + 1 < len(states) else end_km
-            minutes = stop - begin
-            if minutes <= 0 and i != first:
-                continue
-            for c in range(n):
-                v = st[fields[c]]
-                if v > 0:
-                    weighted[c] += v * minutes
-                    held[c] += minutes
-                    lo, hi = low[c], high[c]
-                    if lo is None or v < lo[1]:
-                        low[c] = (begin, v)
-                    if hi is None or v > hi[1]:
-                        high[c] = (begin, v)
-                else:
-                    oos[c] += minutes
-        at_start = states[first]
-        return Window(
-            avg=tuple(round(weighted[c] / held[c]) if held[c] else -1 for c in range(n)),
-            low=tuple(low),
-            high=tuple(high),
-            oos_pct=tuple(
-                round(100 * oos[c] / span) if c in PRICE_COLUMNS else -1 for c in range(n)
-            ),
-            at_start=tuple(at_start[f] if at_start.time_km <= end_km else -1 for f in fields),
-        )
+        return measure(self.states, self.times, start_km, end_km)
+
+
+def measure(
+    states: Sequence[EventState], times: Sequence[int], start_km: int, end_km: int
+) -> Window:
+    """Figures over [start_km, end_km] of a product's states (the part of it after the
+    first state): time-weighted means over the in-stock time, extremes and out-of-stock
+    shares. `states` must hold the state in effect at `start_km` (or the product's first)
+    and every later one up to `end_km`; a deal's averages and a product's `stats` both
+    come from here, so they agree to the cent."""
+    start_km = max(start_km, times[0])
+    end_km = max(end_km, start_km + 1)
+    first = max(0, bisect.bisect_right(times, start_km) - 1)
+    last = bisect.bisect_right(times, end_km)
+    span = end_km - start_km
+    n = len(BASE)
+    weighted = [0] * n
+    held = [0] * n
+    oos = [0] * n
+    low: list[tuple[int, int] | None] = [None] * n
+    high: list[tuple[int, int] | None] = [None] * n
+    fields = [field for _, field in BASE]
+    for i in range(first, last):
+        st = states[i]
+        begin = max(st.time_km, start_km)
+        stop = min(states[i + 1].time_km, end_km) if i + 1 < len(states) else end_km
+        minutes = stop - begin
+        if minutes <= 0 and i != first:
+            continue
+        for c in range(n):
+            v = st[fields[c]]
+            if v > 0:
+                weighted[c] += v * minutes
+                held[c] += minutes
+                lo, hi = low[c], high[c]
+                if lo is None or v < lo[1]:
+                    low[c] = (begin, v)
+                if hi is None or v > hi[1]:
+                    high[c] = (begin, v)
+            else:
+                oos[c] += minutes
+    at_start = states[first]
+    return Window(
+        avg=tuple(round(weighted[c] / held[c]) if held[c] else -1 for c in range(n)),
+        low=tuple(low),
+        high=tuple(high),
+        oos_pct=tuple(round(100 * oos[c] / span) if c in PRICE_COLUMNS else -1 for c in range(n)),
+        at_start=tuple(at_start[f] if at_start.time_km <= end_km else -1 for f in fields),
+    )
+
+
+def window_avg(
+    states: Sequence[EventState], times: Sequence[int], start_km: int, end_km: int
+) -> tuple[int, ...]:
+    """`measure(...).avg` alone: the same clipping and integer sums (so the same
+    result to the cent) without the extremes, for a deal's four averages."""
+    start_km = max(start_km, times[0])
+    end_km = max(end_km, start_km + 1)
+    first = max(0, bisect.bisect_right(times, start_km) - 1)
+    last = bisect.bisect_right(times, end_km)
+    weighted = [0] * 6
+    held = [0] * 6
+    n_states = len(states)
+    for i in range(first, last):
+        st = states[i]
+        begin = st[0] if st[0] > start_km else start_km
+        stop = min(states[i + 1][0], end_km) if i + 1 < n_states else end_km
+        minutes = stop - begin
+        if minutes <= 0:
+            continue
+        for c in range(6):
+            v = st[c + 2]
+            if v > 0:
+                weighted[c] += v * minutes
+                held[c] += minutes
+    return tuple(round(weighted[c] / held[c]) if held[c] else -1 for c in range(6))
 
 
 def spread(values: Sequence[int], fill: int) -> list[int]:
