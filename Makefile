@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_PATHS := $(wildcard keepa_deals tests bench Diagnostics celery_config.py)
 
-.PHONY: install redis lint lint-imports typecheck test pytest run simulator bench clean
+.PHONY: install redis chromium lint lint-imports typecheck test pytest run simulator bench clean
 
 # A venv without pip (left by a failed `venv`) is made again. Fresh Debian lacks
 # ensurepip (package python3.X-venv), without which `python3 -m venv` fails: as root
@@ -45,6 +45,10 @@ install: $(STAMP)
 redis:
 	@bash scripts/ensure-redis-server.sh
 
+# The dashboard's browser tests drive Debian's chromium (Playwright never downloads one).
+chromium:
+	@bash scripts/ensure-chromium.sh
+
 lint: install
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
@@ -60,7 +64,7 @@ typecheck: install
 	MYPYPATH=Diagnostics $(VENV)/bin/mypy --strict $(wildcard Diagnostics/*.py)
 
 # pytest exits 5 when it collected nothing: that must never count as a pass.
-pytest: install redis
+pytest: install redis chromium
 	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import redis
 
-from keepa_deals.config import Settings
+from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.errors import ConfigError
 from keepa_deals.infra.durations import duration
 from keepa_deals.infra.redact import install_log_redaction
 from keepa_deals.infra.redis_client import DIAGNOSTICS
 from keepa_deals.infra.redis_client import redis_client as open_redis
+from keepa_deals.infra.redis_failure import RedisFailure, describe
 
 
 def settings() -> Settings:
@@ -27,6 +28,11 @@ def settings() -> Settings:
 
 def redis_client(s: Settings) -> redis.Redis:
     return open_redis(s.redis_url, DIAGNOSTICS)
+
+
+def redis_failure(s: Settings, exc: BaseException, *, script: str | None = None) -> RedisFailure:
+    """Why a Redis call failed: unreachable (its state unknown) or a script's error."""
+    return describe(exc, mask_url_password(s.redis_url), script=script)
 
 
 def emit(report: dict[str, Any], as_json: bool) -> None:

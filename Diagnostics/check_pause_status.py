@@ -7,8 +7,9 @@ from __future__ import annotations
 import sys
 
 import redis
-from _common import emit, fmt_s, redis_client, settings
+from _common import emit, fmt_s, redis_client, redis_failure, settings
 
+from keepa_deals.errors import KeepaDealsError
 from keepa_deals.service.status import token_status
 
 
@@ -17,8 +18,9 @@ def main() -> int:
     s = settings()
     try:
         st = token_status(s, redis_client(s))
-    except redis.RedisError as exc:
-        print(f"FAIL redis: {exc}")
+    except (redis.RedisError, KeepaDealsError) as exc:
+        # Unknown, never "off": recharge may well be on in a Redis we cannot read.
+        print(f"FAIL recharge unknown: {redis_failure(s, exc, script='token script').detail}")
         return 1
     if st.get("state") != "ok":
         print(f"WARN no token state yet: {st.get('detail')}")

@@ -13,8 +13,9 @@ import secrets
 import sys
 
 import redis
-from _common import redis_client, settings
+from _common import redis_client, redis_failure, settings
 
+from keepa_deals.errors import KeepaDealsError
 from keepa_deals.infra.clock import ManualClock
 from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.tokens import TokenManager, TokenPolicy
@@ -83,8 +84,9 @@ def main() -> int:
             )
         bound = tm.status().as_dict()["classes"]["backfill"]["starvation_bound_s"]
         expect(bound is not None, f"the backfiller has a starvation bound ({bound}s)")
-    except redis.RedisError as exc:
-        print(f"FAIL redis: {exc}")
+    except (redis.RedisError, KeepaDealsError) as exc:
+        # Redis unreachable, or a token script failed: named apart.
+        print(f"FAIL {redis_failure(s, exc, script='token script').detail}")
         return 1
     finally:
         # Only our scratch prefix. With Redis gone there is nothing to delete, and the

@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 
 import redis
-from _common import emit, redis_client, settings
+from _common import emit, redis_client, redis_failure, settings
 
+from keepa_deals.errors import KeepaDealsError
 from keepa_deals.keepa.client import KeepaClient
 from keepa_deals.keepa.errors import KeepaError
 from keepa_deals.service.status import token_status
@@ -22,8 +23,8 @@ def main() -> int:
     s = settings()
     try:
         ours = token_status(s, redis_client(s))
-    except redis.RedisError as exc:
-        print(f"FAIL redis: {exc}")
+    except (redis.RedisError, KeepaDealsError) as exc:
+        print(f"FAIL tokens unknown: {redis_failure(s, exc, script='token script').detail}")
         return 1
     if not s.keepa_api_key:
         print("WARN no KEEPA_API_KEY: cannot ask Keepa; showing our view only")

@@ -18,7 +18,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from keepa_deals.errors import ConfigError
+from keepa_deals.errors import ConfigError, KeepaDealsError
+from keepa_deals.infra.file_access import current_group_name, current_user, owner_and_mode
 from keepa_deals.infra.redact import mask_url_password
 from keepa_deals.settings.parsers import (
     DEFAULT_DEAL_QUERY,
@@ -44,6 +45,45 @@ __all__ = [
 ]
 
 
+class EnvFileUnreadable(ConfigError):
+    """The `.env` file is there but cannot be read: one line naming it, never skipped.
+
+    systemd reads the file as root (EnvironmentFile) before the service reads it
+    again as its own user. Skipping it would run on systemd's reading alone, and the
+    two parsers differ (quoting, `export`): the service and `keepa-deals config` would
+    disagree about the settings without a word."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.variable, self.value, self.allowed = ".env", str(path), problem
+        KeepaDealsError.__init__(self, f"{path}: {problem}")
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """The file's variables ({} when there is no file)."""
+    shown = path.absolute()
+    try:
+        if not path.is_file():
+            return {}
+        values = dotenv_values(path)
+    except PermissionError:
+        try:
+            path.stat()
+            what = f"{shown} is {owner_and_mode(path)}"
+        except OSError:
+            what = f"its folder {shown.parent} is {owner_and_mode(shown.parent)}"
+        raise EnvFileUnreadable(
+            shown,
+            f"{current_user()} cannot read the settings file: {what}; let the service's "
+            f"group read it: chown root:{current_group_name()} {shown} && chmod 0640 "
+            f"{shown} (deploy_update.sh does this)",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise EnvFileUnreadable(shown, f"cannot be read as UTF-8 text ({exc})") from None
+    except OSError as exc:
+        raise EnvFileUnreadable(shown, f"cannot be read ({exc.strerror})") from None
+    return {k: v for k, v in values.items() if v is not None}
+
+
 @dataclass(frozen=True, repr=False)
 class Settings(RuntimeSettings):
     """Every setting (declared in keepa_deals/settings/), loaded and validated."""
@@ -60,10 +100,8 @@ class Settings(RuntimeSettings):
         dotenv_path: str | os.PathLike[str] | None = None,
     ) -> Settings:
         """`.env` first, then the process environment (which wins)."""
-        merged: dict[str, str] = {}
         env_file = Path(dotenv_path) if dotenv_path is not None else Path(".env")
-        if env_file.is_file():
-            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        merged = _read_env_file(env_file)
         merged.update(os.environ if environ is None else environ)
         return cls.from_mapping(merged)
 

@@ -8,6 +8,7 @@ import sys
 import click
 
 from keepa_deals import __version__
+from keepa_deals.cli.dashboard import dashboard_command
 from keepa_deals.cli.ops import (
     backfill_command,
     doctor_command,
@@ -61,6 +62,7 @@ main.add_command(simulate_command)
 main.add_command(worker_command)
 main.add_command(beat_command)
 main.add_command(run_command)
+main.add_command(dashboard_command)
 for _command in (
     status_command,
     doctor_command,

@@ -6,6 +6,7 @@ Controls that change state say exactly what they changed.
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,12 +14,15 @@ import click
 import redis
 
 from keepa_deals.cli.common import fail, load_settings
+from keepa_deals.config import Settings
+from keepa_deals.errors import KeepaDealsError
 from keepa_deals.harvest.backfiller import restart_pass
 from keepa_deals.infra.checks import Check
 from keepa_deals.infra.durations import duration
 from keepa_deals.infra.redis_client import CLI, redis_client
+from keepa_deals.infra.redis_failure import short_reason
 from keepa_deals.service.doctor import run_doctor
-from keepa_deals.service.status import gather
+from keepa_deals.service.status import TASKS, gather
 from keepa_deals.service.timebase import now_s, service_clock
 from keepa_deals.store import get_watermark, open_from_settings, transaction
 from keepa_deals.store.state import WATERMARK, advance_watermark
@@ -69,13 +73,11 @@ def _print_status(report: dict[str, Any]) -> None:
                 f"  {name}: {c['tokens_granted_last_hour']} tokens in the last hour{wait}, "
                 f"bound {duration(c['starvation_bound_s'], 'unbounded')}"
             )
+    elif tokens.get("state") == "unknown":
+        click.echo(f"tokens: unknown ({tokens['error']})")
     else:
         click.echo(f"tokens: {tokens.get('detail') or tokens.get('error')}")
-    for task, holder in report["locks"].items():
-        if isinstance(holder, dict) and "owner" in holder:
-            click.echo(f"lock {task}: held by {holder['owner']} ({holder['ttl_left_s']:.0f}s left)")
-        else:
-            click.echo(f"lock {task}: free")
+    _print_locks(report["locks"])
     db = report["database"]
     if db.get("state") != "ok":
         click.echo(f"database: {db.get('state')} {db.get('error', db.get('path', ''))}")
@@ -92,6 +94,18 @@ def _print_status(report: dict[str, Any]) -> None:
             f"{run['deals_accepted']} accepted, {run['deals_rejected']} rejected, "
             f"{run['deals_deferred']} deferred; stopped: {run['stop_reason'] or 'running'}"
         )
+
+
+def _print_locks(locks: dict[str, Any]) -> None:
+    """Free only when Redis said so: a lock that could not be read is unknown."""
+    for task in TASKS:
+        holder = locks.get(task, {"state": "unknown", "cause": "error"})
+        if holder is None:
+            click.echo(f"lock {task}: free")
+        elif "owner" in holder:
+            click.echo(f"lock {task}: held by {holder['owner']} ({holder['ttl_left_s']:.0f}s left)")
+        else:
+            click.echo(f"lock {task}: unknown ({short_reason(str(holder.get('cause')))})")
 
 
 @click.command("doctor")
@@ -123,12 +137,22 @@ def doctor_command(as_json: bool, wait_s: float) -> None:
     raise SystemExit(1 if any(c.outcome == "fail" for c in checks) else 0)
 
 
+def _open_db(settings: Settings) -> sqlite3.Connection:
+    """The migrated database, or one line naming the file and what to do, and exit 2:
+    no file that cannot be used (no database, damaged, not writable) is a traceback."""
+    try:
+        return open_from_settings(settings)
+    except KeepaDealsError as exc:
+        fail(str(exc))
+    except (sqlite3.Error, OSError) as exc:
+        fail(f"{settings.deals_db_path}: {exc}")
+
+
 @click.command("migrate")
 def migrate_command() -> None:
     """Create or upgrade the deals database in place."""
     settings = load_settings()
-    settings.deals_db_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = open_from_settings(settings)
+    conn = _open_db(settings)
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
     click.echo(f"database {settings.deals_db_path}: schema v{version}")
@@ -183,7 +207,7 @@ def reset_watermark_command(to: str) -> None:
     """Move the upserter's watermark, backwards too: deals after it are fetched again."""
     target_s = _parse_time(to)
     settings = load_settings()
-    conn = open_from_settings(settings)
+    conn = _open_db(settings)
     try:
         before = get_watermark(conn)
         with transaction(conn):
@@ -209,7 +233,7 @@ def reset_watermark_command(to: str) -> None:
 def backfill_command(restart: bool) -> None:
     """Backfill controls: `--restart` starts the backfill over from page 0 now."""
     settings = load_settings()
-    conn = open_from_settings(settings)
+    conn = _open_db(settings)
     try:
         before, after = restart_pass(conn, int(now_s(settings)))
     finally:

@@ -35,6 +35,7 @@ import redis
 from dotenv import dotenv_values
 
 from keepa_deals.cli.common import fail, load_settings
+from keepa_deals.cli.dashboard import start_with_run as start_dashboard
 from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.errors import KeepaDealsError
 from keepa_deals.infra.redis_client import CLI, PROBE, redis_client
@@ -174,6 +175,7 @@ def run_command(
                 click.echo(f"{check.name}: {check.outcome} ({check.detail})")
         except (KeepaDealsError, PreflightFailed) as exc:
             fail(str(exc))
+        start_dashboard(env, cleanups)
         _run_worker(settings, env, loglevel, progress_every_s)
     finally:
         _ignore_stop_signals()

@@ -48,6 +48,7 @@ from keepa_deals.store import (
     transaction,
     upsert_deal,
 )
+from keepa_deals.store.deal_history import compact_history, save_history
 
 WINDOW = 100
 
@@ -192,6 +193,9 @@ def _commit(ctx: HarvestContext, run: Run, cls: str, chunk: Sequence[Survivor]) 
                     verdict, domain=deal.domain, source=deal.source, now_s=now_s, deal=deal.summary
                 )
                 upsert_deal(ctx.conn, row)
+                save_history(
+                    ctx.conn, deal.asin, deal.domain, compact_history(product, now_s), now_s
+                )
                 clear_failures(ctx.conn, deal.asin, deal.domain)
                 run.stats.deals_accepted += 1
             settled.append(deal)

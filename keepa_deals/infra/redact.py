@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import urlsplit, urlunsplit
 
 _KEY_PARAM = re.compile(r"(?i)([?&]key=)[^&\s'\"#]*")
 _HIDDEN = "***"
@@ -28,14 +27,29 @@ def redact(text: str) -> str:
     return text
 
 
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# redis-py passes every query parameter to the connection (`?password=`,
+# `?ssl_password=`), so any parameter named like a secret is one.
+_SECRET_PARAM = re.compile(r"(?i)([?&][^=&#]*(?:pass|secret|token|cred)[^=&#]*=)[^&#]*")
+
+
 def mask_url_password(url: str) -> str:
-    """`redis://:secret@host` -> `redis://:***@host`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    """The URL with every credential redis-py would take from it hidden.
+
+    `redis://user:secret@host/0?password=secret` -> `redis://user:***@host/0?password=***`.
+    A lone user-info (`redis://secret@host`) is hidden whole: redis-py sends it as the
+    user name, but it is a password written without its colon. Read as text, not with
+    urlsplit: a password holding an unescaped `/` or `@` is misread by the parser, and
+    an unparseable URL must be masked too. The user-info ends at the last `@`.
+    """
+    scheme = _URL_SCHEME.match(url)
+    start = scheme.end() if scheme else 0
+    rest = url[start:]
+    at = rest.rfind("@")
+    if at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        rest = (f"{user}:***" if colon else "***") + rest[at:]
+    return url[:start] + _SECRET_PARAM.sub(r"\g<1>***", rest)
 
 
 class RedactingFilter(logging.Filter):

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 MAX_ASINS_PER_REQUEST = 100
 DEAL_PAGE_SIZE = 150
 USER_AGENT = "keepa-deals/0.1"
+# How much of a body that is not JSON an error quotes.
+BODY_PREVIEW_CHARS = 40
 _NOT_JSON = object()
 
 
@@ -310,9 +312,12 @@ class KeepaClient:
                     endpoint=endpoint,
                     status=status,
                 )
+            # Redacted whole, then cut: a key that the cut splits is no longer the key,
+            # and redacting the cut preview showed its first part.
+            preview = redact(content.decode("utf-8", "replace"))[:BODY_PREVIEW_CHARS]
             raise MalformedResponse(
                 f"/{endpoint}: HTTP {status} body is not JSON ({len(content)} bytes, starts "
-                f"{redact(content[:40].decode('utf-8', 'replace'))!r})",
+                f"{preview!r})",
                 endpoint=endpoint,
                 status=status,
             )

@@ -15,7 +15,7 @@ from keepa_deals.keepa_sim.bucket import RefillMode, TokenBucket
 
 KeyStatus = Literal["active", "expired", "unknown"]
 KEY_STATUSES: tuple[KeyStatus, ...] = ("active", "expired", "unknown")
-ENDPOINTS = ("token", "product", "deal")
+ENDPOINTS = ("token", "product", "deal", "category", "search")
 
 
 def fingerprint(key: str) -> str:

@@ -25,10 +25,12 @@ from keepa_deals.keepa.keepa_time import unix_s_to_keepa_minutes
 from keepa_deals.keepa_sim.accounts import ENDPOINTS, Accounts, fingerprint
 from keepa_deals.keepa_sim.admin import handle_admin
 from keepa_deals.keepa_sim.bucket import TokenBucket
+from keepa_deals.keepa_sim.categories import COST as CATEGORY_COST
+from keepa_deals.keepa_sim.categories import CategoryIndex
 from keepa_deals.keepa_sim.deals import DealEngine
 from keepa_deals.keepa_sim.faults import Faults, inject_nulls
-from keepa_deals.keepa_sim.products import ProductBuilder, parse_product_params
-from keepa_deals.keepa_sim.selection import DEFAULT_SELECTION, parse_selection
+from keepa_deals.keepa_sim.products import ProductBuilder, is_asin, is_code, parse_product_params
+from keepa_deals.keepa_sim.selection import DEFAULT_SELECTION, DOMAINS, parse_selection
 from keepa_deals.keepa_sim.timesource import TimeSource
 from keepa_deals.keepa_sim.wire import RawJSON, RequestError, Response, json_response
 
@@ -64,6 +66,7 @@ class SimulatorApp:
         self.accounts = accounts
         self.engine = engine
         self.products = products
+        self.categories = CategoryIndex(products.timeline.catalogue)
         self.faults = Faults(seed)
         self.lock = threading.RLock()
         self.started_s = time_source.now_s()
@@ -115,12 +118,14 @@ class SimulatorApp:
             return refuse(404, f"no such endpoint /{endpoint}")
         if not key or self.accounts.status(key) == "unknown":
             return refuse(400, "Invalid API key.", "the key is missing or not known")
-        bucket = self.accounts.bucket(key, now_s)
         counters = self.accounts.counters[endpoint]
         counters.calls += 1
         if self.accounts.status(key) == "expired":
+            # An expired subscription has no tokens and no refill: the envelope says 0
+            # for both (never the bucket the key would have, let alone a full one).
             counters.errors += 1
             return refuse(402, "Payment required: the subscription of this key expired.")
+        bucket = self.accounts.bucket(key, now_s)
         if method not in ("GET", "POST"):
             counters.errors += 1
             return refuse(405, f"method {method} not allowed")
@@ -144,6 +149,8 @@ class SimulatorApp:
             return self._not_enough(bucket, now_s, started, delay_s), key_fp, 0
         if endpoint == "deal":
             fields, cost = self._deal(request, now_s)
+        elif endpoint in ("category", "search"):
+            fields, cost = request, CATEGORY_COST
         else:
             fields, cost = self._product(request, now_s, faulty)
         bucket.charge(cost)
@@ -158,6 +165,15 @@ class SimulatorApp:
     def _parse(self, endpoint: str, params: dict[str, str], body: bytes) -> Any:
         if endpoint == "product":
             return parse_product_params(params)
+        if endpoint in ("category", "search"):
+            # Found before admission (nothing is charged for a refused request), answered
+            # after it: looking up the tree has no side effect.
+            domain_id = params.get("domain", "")
+            if not domain_id.isdigit() or int(domain_id) not in DOMAINS:
+                raise RequestError(400, f"domain={domain_id}: not a Keepa domain")
+            if endpoint == "category":
+                return self.categories.lookup(params, int(domain_id))
+            return self.categories.search(params, int(domain_id))
         raw = body.decode("utf-8", "replace").strip() or params.get("selection", "")
         if not raw:
             raise RequestError(400, "the selection parameter is required")
@@ -173,18 +189,28 @@ class SimulatorApp:
         return {"deals": RawJSON(page.body_json)}, 5
 
     def _product(self, params: Any, now_s: float, faulty: bool) -> tuple[dict[str, object], int]:
+        """Keepa's rule for what comes back (docs/simulator.md): an item that is not an
+        ASIN (or a product code) is dropped; when nothing is left, the answer has no
+        `products` at all. A well-formed ASIN the catalogue lacks comes back as a
+        product without data (1 token); a code that matches nothing is dropped."""
         catalogue = self.products.timeline.catalogue
         now_km = unix_s_to_keepa_minutes(now_s)
+        valid = [i for i in params.items if (is_code(i) if params.by_code else is_asin(i))]
+        if not valid:
+            return {}, 0
         products = []
         total = 0
-        for item in params.items:
+        for item in valid:
             index = (
                 catalogue.index_of_code(item)
                 if params.by_code
                 else catalogue.index_by_asin.get(item)
             )
             if index is None:
-                continue  # unknown products are not returned and not charged
+                if not params.by_code:
+                    products.append(self.products.untracked(item, params))
+                    total += 1
+                continue
             if faulty and self.faults.draw("drop_products_rate"):
                 continue
             failed = params.offers is not None and faulty and self.faults.draw("offers_fail_rate")
@@ -209,7 +235,7 @@ class SimulatorApp:
             "timestamp": self.time.timestamp_ms(),
             "tokensLeft": bucket.balance if bucket else 0,
             "refillIn": self.time.to_client_ms(bucket.refill_in_ms(now_s)) if bucket else 0,
-            "refillRate": bucket.rate if bucket else self.accounts.rate,
+            "refillRate": bucket.rate if bucket else 0,
             "tokenFlowReduction": 0.0,
             "tokensConsumed": consumed,
             "processingTimeInMs": int((time.perf_counter() - started + delay_s) * 1000),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from keepa_deals.keepa_sim.hashing import MASK64, fmix, lerp, mix, pick, unit
 from keepa_deals.keepa_sim.words import (
     ADJECTIVES,
+    BOOK_TITLES,
     BRANDS,
     FIRST_NAMES,
     LAST_NAMES,
@@ -57,6 +58,35 @@ ROOT_CATEGORIES: tuple[tuple[int, str, float, tuple[tuple[int, str], ...]], ...]
 )
 ROOT_NAMES = {root: name for root, name, _, _ in ROOT_CATEGORIES}
 CATEGORY_NAMES = {cat: name for _, _, _, subs in ROOT_CATEGORIES for cat, name in subs}
+# Categories below the sub-categories: in the tree (/category, /search) but holding no
+# simulated product of their own. (id, name, parent)
+LEAF_CATEGORIES: tuple[tuple[int, str, int], ...] = (
+    (1063308, "Kitchen & Dining Room Chairs", 1063306),
+    (3733781, "Home Office Desk Chairs", 1063306),
+    (3733821, "Living Room Chairs", 1063306),
+    (289913, "Cookware", 284507),
+    (3003, "Cookbooks by Cuisine", 6),
+    (4311, "Mysteries", 18),
+)
+# id -> (name, parent id; 0 for a root)
+CATEGORY_TREE: dict[int, tuple[str, int]] = {
+    **{root: (name, 0) for root, name, _, _ in ROOT_CATEGORIES},
+    **{cat: (name, root) for root, _, _, subs in ROOT_CATEGORIES for cat, name in subs},
+    **{cat: (name, parent) for cat, name, parent in LEAF_CATEGORIES},
+}
+
+
+def category_name(cat_id: int) -> str:
+    return CATEGORY_TREE[cat_id][0]
+
+
+def category_path(cat_id: int) -> list[int]:
+    """Root first, down to `cat_id`."""
+    path = [cat_id]
+    while CATEGORY_TREE[path[0]][1]:
+        path.insert(0, CATEGORY_TREE[path[0]][1])
+    return path
+
 
 # How often a product's offers change: cycle length in minutes and the share of products.
 CADENCES_MIN = (720, 1440, 2880, 5760)
@@ -206,11 +236,7 @@ class Catalogue:
         author = f"{pick(h4, FIRST_NAMES)} {pick(h4, LAST_NAMES, 16)}" if book else None
         brand = author or pick(h4, BRANDS, 32)
         if book:
-            title = (
-                f"{pick(h4, SUBJECTS, 48)}: A Complete Course"
-                if sub == 465600
-                else f"The {pick(h1, ADJECTIVES, 48)} {pick(h2, NOUNS, 8)}"
-            )
+            title = book_title(sub, h1, h2, h4)
             code = _ean13("978" + self.asins[i][:9])
         else:
             title = f"{brand} {pick(h1, THINGS[root], 48)} {100 + (h4 & 0x3FF)}"
@@ -252,6 +278,17 @@ class Catalogue:
             refresh_phase_min=(h4 >> 44) % 720,
             event_threshold=event_threshold(key),
         )
+
+
+def book_title(sub: int, h1: int, h2: int, h4: int) -> str:
+    """A title that fits the book's sub-category (a cookbook reads like one)."""
+    adjective, noun = pick(h1, ADJECTIVES, 48), pick(h2, NOUNS, 8)
+    pattern = BOOK_TITLES.get(sub)
+    if pattern is None:
+        return f"The {adjective} {noun}"
+    return pattern.format(
+        adjective=adjective, noun=noun, subject=pick(h4, SUBJECTS, 48), n=10 + h2 % 90
+    )
 
 
 def root_category(key: int) -> int:

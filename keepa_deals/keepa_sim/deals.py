@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from keepa_deals.keepa.keepa_time import unix_s_to_keepa_minutes
 from keepa_deals.keepa_sim.catalogue import ROOT_NAMES
+from keepa_deals.keepa_sim.deal_measures import DealMeasures
 from keepa_deals.keepa_sim.deal_record import DealRecord, build_record
 from keepa_deals.keepa_sim.hashing import fmix, mix, text_key, unit
 from keepa_deals.keepa_sim.selection import DealSelection, compile_filter
@@ -43,6 +44,7 @@ class DealBook:
 
     def __init__(self, timeline: Timeline) -> None:
         self.timeline = timeline
+        self.measures = DealMeasures(timeline)
         self.epoch = 0  # bumped when the book is rebuilt, invalidating log positions
         self.log: list[tuple[int, DealRecord | None]] = []
         self.log_base = 0  # sequence number of log[0]
@@ -107,7 +109,7 @@ class DealBook:
         if found is None:
             if len(self._records) >= _MAX_RECORDS:
                 self._records.clear()
-            found = self._records[key] = build_record(self.timeline, index, minute, cycle)
+            found = self._records[key] = build_record(self.measures, index, minute, cycle)
         return found
 
     def visible(self, roots: frozenset[int] | None) -> Iterator[DealRecord]:
@@ -151,10 +153,10 @@ def _sort_key(sel: DealSelection) -> tuple[SortKey, bool]:
     if kind == 1:
         return (lambda r: (r.creation_km, r.asin)), True
     if kind == 2:
-        return (lambda r: (r.delta[dr][slot], r.asin)), True
+        return (lambda r: (r.delta(dr)[slot], r.asin)), True
     if kind == 3:
         return (lambda r: (r.cur[SLOT[3]] if r.cur[SLOT[3]] > 0 else 1 << 40, r.asin)), False
-    return (lambda r: (r.delta_pct[dr][slot], r.asin)), True
+    return (lambda r: (r.delta_pct(dr)[slot], r.asin)), True
 
 
 class DealEngine:
@@ -250,7 +252,13 @@ class DealEngine:
         results = self.results(sel, unix_s_to_keepa_minutes(now_s))
         start = sel.page * PAGE_SIZE
         records = results.records[start : start + PAGE_SIZE]
-        body = '{"dr":[' + ",".join(r.json() for r in records) + "]," + results.category_json + "}"
+        body = (
+            '{"dr":['
+            + ",".join(r.json() for r in records)
+            + '],"drDateIndex":[],'  # Keepa: "not yet used / placeholder"
+            + results.category_json
+            + "}"
+        )
         page = DealPage(records, body)
         for stale in [k for k, (expires, _) in self._pages.items() if expires <= now_s]:
             del self._pages[stale]

@@ -1,8 +1,7 @@
-"""Pieces of a product object: its history scan, its fixed fields and its offers.
+"""Pieces of a product object: its fixed fields and its offers.
 
 Serialising integers dominates /product, so parts are rendered to JSON text where it
-pays: the fixed fields once per product, the csv series once per history, arrays
-indexed by price type from templates.
+pays: the fixed fields once per product, arrays indexed by price type from templates.
 """
 
 from __future__ import annotations
@@ -11,13 +10,13 @@ import functools
 import json
 from typing import NamedTuple
 
-from keepa_deals.keepa_sim.catalogue import CATEGORY_NAMES, ROOT_NAMES, ProductProfile
+from keepa_deals.keepa_sim.catalogue import ProductProfile, category_name, category_path
 from keepa_deals.keepa_sim.hashing import MASK64, fmix, lerp, unit
-from keepa_deals.keepa_sim.timeline import N_PRICE_TYPES, EventState
+from keepa_deals.keepa_sim.timeline import EventState
 from keepa_deals.keepa_sim.wire import RawMembers
 
 _GOLDEN = 0x9E3779B97F4A7C15
-_AMAZON_SELLER = "ATVPDKIKX0DER"
+AMAZON_SELLER = "ATVPDKIKX0DER"
 _B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _COMMENTS = ("Good copy, light wear.", "Like new.", "Some highlighting.", "Ships fast.", "")
 _PRODUCT_GROUPS = {
@@ -30,117 +29,173 @@ _PRODUCT_GROUPS = {
 }
 
 
-class History:
-    """One pass over a product's states: the csv series (a point wherever a value
-    changes), lowest and highest values, and out-of-stock spans. Fields in EventState
-    order from index 2: amazon, new, used, rank, count_new, count_used."""
-
-    __slots__ = ("_oos", "_texts", "highs", "lows", "series", "start_km", "states")
-
-    def __init__(self, states: list[EventState], start_km: int) -> None:
-        """`states[0]` is the state at `start_km`, the rest the changes since."""
-        self.states = states
-        self.start_km = start_km
-        times = [st.time_km for st in states]
-        ends: list[int | None] = [*times[1:], None]  # the current state lasts until now
-        columns = list(zip(*states, strict=True))[2:]
-        series: list[list[int]] = []
-        lows: list[list[int] | None] = []
-        highs: list[list[int] | None] = []
-        oos: list[tuple[int, int, int | None]] = []  # (field, from, to) spans without offer
-        for field, column in enumerate(columns):
-            points: list[int] = []
-            last = None
-            for t, v in zip(times, column, strict=True):
-                if v != last:
-                    points += (t, v)
-                    last = v
-            series.append(points)
-            present = [(v, t) for t, v in zip(times, column, strict=True) if v > 0]
-            if present:
-                low, high = min(present), max(present)
-                lows.append([low[1], low[0]])
-                highs.append([high[1], high[0]])
-            else:
-                lows.append(None)
-                highs.append(None)
-            if field < 4 and len(present) < len(column):
-                oos.extend(
-                    (field, t, end) for t, end, v in zip(times, ends, column, strict=True) if v <= 0
-                )
-        self.series, self.lows, self.highs, self._oos = series, lows, highs, oos
-        self._texts: list[str | None] = [None] * 6
-
-    def text(self, field: int) -> str:
-        """Series `field` as JSON text, rendered once."""
-        found = self._texts[field]
-        if found is None:
-            found = self._texts[field] = "[" + ",".join(map(str, self.series[field])) + "]"
-        return found
-
-    def csv_text(self, profile: ProductProfile, rating: bool, buybox: bool) -> str:
-        cells = ["null"] * N_PRICE_TYPES
-        for price_type, field in ((0, 0), (1, 1), (2, 2), (11, 4), (12, 5)):
-            cells[price_type] = self.text(field)
-        if profile.rank_base > 0:
-            cells[3] = self.text(3)
-        if rating and profile.review_count:
-            since, last = profile.tracking_since_km, self.states[-1].time_km
-            cells[16] = f"[{since},{profile.rating}]"
-            cells[17] = f"[{since},{max(1, profile.review_count // 2)},{last},"
-            cells[17] += f"{profile.review_count}]"
-        if buybox:  # BUY_BOX_SHIPPING: [time, price, shipping] triples
-            cells[18] = "[" + ",".join(f"{st.time_km},{st.new},0" for st in self.states) + "]"
-        return "[" + ",".join(cells) + "]"
-
-    def out_of_stock(self, days: int, now_km: int) -> tuple[int, int, int, int]:
-        """Percent of the last `days` days without an offer (or rank), per price type 0-3,
-        over the part of those days the history covers."""
-        start = max(now_km - days * 1440, self.start_km)
-        span = max(1, now_km - start)
-        minutes = [0, 0, 0, 0]
-        for field, begin, end in self._oos:
-            minutes[field] += max(0, (now_km if end is None else end) - max(begin, start))
-        a, b, c, d = (round(100 * m / span) for m in minutes)
-        return a, b, c, d
-
-
 def static_members(p: ProductProfile, domain: int) -> RawMembers:
-    """The fields of a product that never change, as JSON object members."""
+    """The fields of a product that never change, as JSON object members: every field
+    of Keepa's product object that needs no request parameter, null where Keepa has no
+    value for this kind of product (Keepa sends such fields as null)."""
     sub = p.categories[0]
     book = p.is_book
-    fields = {
+    h = fmix(p.key ^ 0x57A71C)
+    slug = "-".join(p.title.replace(":", "").replace("(", "").replace(")", "").split())
+    group = _PRODUCT_GROUPS[p.root_cat]
+    fields: dict[str, object] = {
         "asin": p.asin,
         "domainId": domain,
         "title": p.title,
         "productType": 0,
         "parentAsin": p.parent_asin,
+        "parentAsinHistory": None,
+        "variationCSV": None,
         "rootCategory": p.root_cat,
         "categories": list(p.categories),
-        "categoryTree": [
-            {"catId": p.root_cat, "name": ROOT_NAMES[p.root_cat]},
-            {"catId": sub, "name": CATEGORY_NAMES[sub]},
-        ],
+        "categoryTree": [{"catId": c, "name": category_name(c)} for c in category_path(sub)],
         "imagesCSV": p.image,
+        "images": [{"l": p.image, "lH": 500, "lW": 333, "m": p.image, "mH": 160, "mW": 107}],
         "manufacturer": "Simulated Press" if book else p.brand,
         "brand": p.brand,
         "author": p.author,
+        "contributors": [[p.author, "author"]] if p.author else None,
         "binding": p.binding,
-        "productGroup": _PRODUCT_GROUPS[p.root_cat],
+        "productGroup": group,
         "type": "ABIS_BOOK" if book else "ABIS_PRODUCT",
         "eanList": [p.code] if book else None,
         "upcList": None if book else [p.code],
+        "gtinList": ["0" + p.code if book else "00" + p.code],
+        "bundleItems": None,
+        "partNumber": None if book else f"{p.brand[:3].upper()}-{h % 100_000:05d}",
+        "model": None if book else f"{p.brand[:3].upper()}{h % 1000}",
+        "color": None,
+        "size": None,
+        "edition": None,
+        "format": None,
+        "numberOfItems": 1,
         "numberOfPages": 120 + p.index % 600 if book else -1,
+        "publicationDate": 19_900_101 + (h >> 8) % 35 * 10_000 if book else -1,
+        "releaseDate": -1,
+        "languages": [["English", "Published"]] if book else None,
+        "features": None if book else [f"{p.title} by {p.brand}", "One-year warranty"],
+        "description": f"{p.title}. A simulated product.",
+        "packageHeight": 20 + (h >> 16) % 80,
+        "packageLength": 150 + (h >> 24) % 200,
+        "packageWidth": 100 + (h >> 32) % 150,
+        "packageWeight": 150 + (h >> 40) % 2000,
+        "packageQuantity": 1,
+        "itemHeight": 15 + (h >> 16) % 80,
+        "itemLength": 140 + (h >> 24) % 200,
+        "itemWidth": 95 + (h >> 32) % 150,
+        "itemWeight": 120 + (h >> 40) % 2000,
+        "ebayListingIds": None,
         "trackingSince": p.tracking_since_km,
         "listedSince": p.tracking_since_km,
         "hasReviews": p.review_count > 0,
         "monthlySold": p.monthly_sold,
+        "monthlySoldHistory": [p.tracking_since_km, p.monthly_sold] if p.monthly_sold else None,
         "salesRankReference": p.root_cat if p.rank_base > 0 else -1,
+        "salesRankReferenceHistory": (
+            [p.tracking_since_km, p.root_cat] if p.rank_base > 0 else None
+        ),
         "isAdultProduct": p.is_adult,
         "isEligibleForTradeIn": False,
+        "isEligibleForSuperSaverShipping": False,
+        "referralFeePercent": 15,
+        "referralFeePercentage": 15.0,
+        "variableClosingFee": 180 if book or p.root_cat == 2625373011 else None,
+        "urlSlug": slug,
+        "ingredients": None,
+        "isHaul": None,
+        "lastEbayUpdate": 0,
+        "suggestedLowerPrice": None,
+        "competitivePriceThreshold": None,
+        "hazardousMaterials": None,
+        "isMerchOnDemand": False,
+        "isHeatSensitive": False,
+        "returnRate": None,
+        "promotions": None,
+        "variations": None,
         "availabilityAmazon": 0 if p.amazon_sells else -1,
+        "availabilityAmazonDelay": [0, 0] if p.amazon_sells else None,
+        "coupon": None,
+        "couponHistory": None,
+        "newPriceIsMAP": False,
+        "fbaFees": {
+            "storageFee": 8 + (h >> 48) % 20,
+            "storageFeeTax": 0,
+            "pickAndPackFee": 306 + (h >> 52) % 200,
+            "pickAndPackFeeTax": 0,
+        },
+        "audienceRating": None,
+        "unitCount": None,
+        "scent": None,
+        "shortDescription": None,
+        "activeIngredients": None,
+        "specialIngredients": None,
+        "itemForm": None,
+        "itemTypeKeyword": None,
+        "recommendedUsesForProduct": None,
+        "pattern": None,
+        "brandStoreName": None if book else p.brand,
+        "brandStoreUrl": None if book else f"/stores/{p.brand}/page/{h % 10**8:08d}",
+        "brandStoreUrlName": None if book else p.brand,
+        "specificUsesForProduct": None,
+        "websiteDisplayGroupName": group,
+        "websiteDisplayGroup": group.lower().replace(" ", "_") + "_display_on_website",
+        "formats": None,
+        "businessDiscount": None,
+        "lastBusinessDiscountUpdate": None,
+        "safetyWarning": None,
+        "productBenefit": None,
+        "batteriesRequired": False,
+        "batteriesIncluded": False,
+        "targetAudienceKeyword": None,
+        "style": None,
+        "includedComponents": None,
+        "materials": None,
+        "material": None,
+        "specialFeatures": None,
     }
     return RawMembers(json.dumps(fields, separators=(",", ":"))[1:-1])
+
+
+def untracked_members(asin: str, domain: int) -> RawMembers:
+    """A well-formed ASIN Keepa does not track: the product comes back without data."""
+    fields = {
+        "asin": asin,
+        "domainId": domain,
+        "productType": 3,  # UNACCESSIBLE: no data
+        "title": None,
+        "trackingSince": 0,
+        "lastUpdate": 0,
+        "lastPriceChange": 0,
+        "rootCategory": 0,
+        "categories": None,
+        "csv": None,
+    }
+    return RawMembers(json.dumps(fields, separators=(",", ":"))[1:-1])
+
+
+def videos_json(p: ProductProfile) -> str:
+    """videos=1: one seller video per product (Keepa: null when there is none)."""
+    video = {
+        "title": p.title,
+        "image": p.image,
+        "duration": 30 + p.key % 90,
+        "creator": "Seller",
+        "name": p.brand,
+        "url": f"https://m.media-amazon.com/images/S/vse-vms/{p.asin}.mp4",
+    }
+    return json.dumps([video], separators=(",", ":"))
+
+
+def aplus_json(p: ProductProfile) -> str:
+    """aplus=1: one A+ module from the manufacturer."""
+    module = {
+        "text": [f"About {p.title}"],
+        "image": [p.image],
+        "video": None,
+        "imageAltText": [p.title],
+        "asin": None,
+    }
+    return json.dumps([{"module": [module], "fromManufacturer": True}], separators=(",", ":"))
 
 
 class Offer(NamedTuple):
@@ -165,7 +220,8 @@ _OFFER = (
     '{{"offerId":{0},"lastSeen":{1},"sellerId":"{2}","offerCSV":[{3},{4},{5}],'
     '"condition":{6},"conditionComment":{7},"isPrime":{8},"isMAP":false,"isShippable":true,'
     '"isAddonItem":false,"isPreorder":false,"isWarehouseDeal":false,"isScam":false,'
-    '"isAmazon":{9},"isFBA":{8},"isPrimeExcl":false,"shipsFromChina":false{10}}}'
+    '"isAmazon":{9},"isFBA":{8},"isPrimeExcl":false,"primeExclCSV":null,"shipsFromChina":false,'
+    '"minOrderQty":0,"couponHistory":null,"offerDuplicates":null{10}}}'
 )
 
 
@@ -193,7 +249,7 @@ def offers_json(offers: list[Offer], now_km: int) -> str:
 
 
 @functools.cache
-def _seller(index: int) -> str:
+def seller_id(index: int) -> str:
     """Sellers come from a fixed pool, so one seller has offers on many products."""
     h = fmix(index * _GOLDEN & MASK64)
     return "A" + "".join(_B36[(h >> (5 * n)) % 36] for n in range(12))
@@ -217,7 +273,7 @@ def live_offers(
         offers.append(
             Offer(
                 offer_id=k,
-                seller_id=_AMAZON_SELLER if amazon else _seller((h >> 32) % 500 + p.key % 7),
+                seller_id=AMAZON_SELLER if amazon else seller_id((h >> 32) % 500 + p.key % 7),
                 since_km=state.time_km,
                 price=base if k in (0, n_used) else round(base * lerp(1.0, 2.2, unit(h, 0))),
                 shipping=0 if fba else (399 if used else 499),

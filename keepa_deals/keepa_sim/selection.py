@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from keepa_deals.keepa_sim.deal_record import DealRecord, drop_bit
+from keepa_deals.keepa_sim.deal_record import DealRecord
 from keepa_deals.keepa_sim.timeline import SLOT
 from keepa_deals.keepa_sim.wire import RequestError
 
@@ -62,6 +62,15 @@ class DealSelection:
     filter_erotic: bool = False
     single_variation: bool = False
     title_words: tuple[str, ...] = ()
+    is_lowest_offer: bool = False
+    is_lowest: bool = False
+    is_lowest_90: bool = False
+    # Filters no simulated product can pass: warehouse deals and Prime-exclusive offers
+    # are not simulated, so a selection asking for them finds nothing.
+    warehouse_conditions: frozenset[int] = frozenset()
+    prime_exclusive: bool = False
+    # Attribute lists (brand, author, binding, productGroup), lower-cased.
+    attributes: tuple[tuple[str, frozenset[str]], ...] = ()
 
     def query_key(self) -> str:
         """Identifies the query apart from its page (what Keepa caches on)."""
@@ -127,8 +136,12 @@ def parse_selection(raw: object, default_domain: int | None) -> DealSelection:
         percent = ranges["deltaPercentRange"]
         if percent is not None and (percent[0] is None or percent[0] < 10):
             ranges["deltaPercentRange"] = (10, percent[1])  # Keepa's minimum is 10 %
-    rating = _int(raw.get("minRating"))
     title = raw.get("titleSearch")
+    # The lowest and stock flags count only with isFilterEnabled, as the range options
+    # only with isRangeEnabled; the other filters have their own off value and always
+    # count (docs/simulator.md: which is which, and why).
+    filters: Mapping[str, object] = raw if raw.get("isFilterEnabled") is True else {}
+    rating = _int(raw.get("minRating"))
     return DealSelection(
         domain_id=domain,
         price_type=price_type,
@@ -144,16 +157,55 @@ def parse_selection(raw: object, default_domain: int | None) -> DealSelection:
         sales_rank_range=_range(raw.get("salesRankRange")),
         min_rating=-1 if rating is None else rating,
         has_reviews=raw.get("hasReviews") is True,
-        is_out_of_stock=raw.get("isOutOfStock") is True,
-        is_back_in_stock=raw.get("isBackInStock") is True,
+        is_out_of_stock=filters.get("isOutOfStock") is True,
+        is_back_in_stock=filters.get("isBackInStock") is True,
         must_have_amazon=raw.get("mustHaveAmazonOffer") is True,
         must_not_have_amazon=raw.get("mustNotHaveAmazonOffer") is True,
         filter_erotic=raw.get("filterErotic") is True,
         single_variation=raw.get("singleVariation") is True,
         title_words=tuple(title.lower().split()) if isinstance(title, str) else (),
+        is_lowest_offer=filters.get("isLowestOffer") is True,
+        is_lowest=filters.get("isLowest") is True,
+        is_lowest_90=filters.get("isLowest90") is True,
+        warehouse_conditions=_ids(raw.get("warehouseConditions")) or frozenset(),
+        prime_exclusive=raw.get("isPrimeExclusive") is True,
+        attributes=tuple(
+            (name, frozenset(str(v).lower() for v in values))
+            for name in ATTRIBUTE_LISTS
+            if isinstance(values := raw.get(name), list) and values
+        ),
     )
 
 
+# Attribute lists a simulated product has values for; other lists (color, size, ...)
+# match no simulated product.
+ATTRIBUTE_LISTS = (
+    "brand",
+    "author",
+    "binding",
+    "productGroup",
+    "manufacturer",
+    "material",
+    "type",
+    "model",
+    "color",
+    "size",
+    "unitType",
+    "scent",
+    "itemForm",
+    "pattern",
+    "style",
+    "itemTypeKeyword",
+    "targetAudienceKeyword",
+    "edition",
+    "format",
+    "languages",
+    "brandStoreName",
+    "brandStoreUrlName",
+    "websiteDisplayGroup",
+    "websiteDisplayGroupName",
+    "salesRankDisplayGroup",
+)
 _NO_BOUND = 1 << 62
 Check = Callable[[DealRecord], bool]
 
@@ -163,6 +215,13 @@ def _bounds(bounds: Range) -> tuple[int, int]:
     return (-_NO_BOUND if low is None else low, _NO_BOUND if high is None else high)
 
 
+def _attribute_check(name: str, wanted: frozenset[str]) -> Check:
+    def check(record: DealRecord) -> bool:
+        return record.attributes.get(name) in wanted
+
+    return check
+
+
 def compile_filter(sel: DealSelection) -> Check:
     """One predicate for the selection, cheapest and most selective checks first."""
     slot = SLOT.get(sel.price_type)
@@ -170,13 +229,8 @@ def compile_filter(sel: DealSelection) -> Check:
         return lambda r: False  # no simulated product has data for this price type
     dr = sel.date_range
     checks: list[Check] = []
-    if sel.is_out_of_stock:
-        checks.append(lambda r: r.cur[slot] < 0 < r.prev[slot])
-    elif sel.is_back_in_stock:
-        checks.append(lambda r: r.prev[slot] < 0 < r.cur[slot])
-    else:
-        bit = drop_bit(dr, slot)
-        checks.append(lambda r: r.drop_mask & bit != 0)
+    # Categories first: they cost nothing, while the drop check measures the product's
+    # history over the date range (once per deal, then cached on the record).
     include, exclude = sel.include, sel.exclude
     if include is not None:
         checks.append(lambda r: r.root in include or any(c in include for c in r.categories))
@@ -184,23 +238,29 @@ def compile_filter(sel: DealSelection) -> Check:
         checks.append(
             lambda r: r.root not in exclude and not any(c in exclude for c in r.categories)
         )
+    if sel.is_out_of_stock:
+        checks.append(lambda r: r.cur[slot] < 0 < r.prev[slot])
+    elif sel.is_back_in_stock:
+        checks.append(lambda r: r.prev[slot] < 0 < r.cur[slot])
     if sel.current_range is not None:
         lo, hi = _bounds(sel.current_range)
         checks.append(lambda r: lo <= r.cur[slot] <= hi)
-    if sel.delta_range is not None:
-        d_lo, d_hi = _bounds(sel.delta_range)
-        checks.append(lambda r: d_lo <= r.delta[dr][slot] <= d_hi)
-    if sel.delta_percent_range is not None:
-        p_lo, p_hi = _bounds(sel.delta_percent_range)
-        checks.append(lambda r: p_lo <= r.delta_pct[dr][slot] <= p_hi)
-    if sel.delta_last_range is not None:
-        l_lo, l_hi = _bounds(sel.delta_last_range)
-        checks.append(lambda r: l_lo <= r.delta_last[slot] <= l_hi)
     rank_slot, rating_slot, reviews_slot, amazon_slot = SLOT[3], SLOT[16], SLOT[17], SLOT[0]
     if sel.sales_rank_range is not None:
         # Once a rank range is given, products without a rank are out (Keepa's rule).
         r_lo, r_hi = _bounds(sel.sales_rank_range)
         checks.append(lambda r: r.cur[rank_slot] > 0 and r_lo <= r.cur[rank_slot] <= r_hi)
+    if not (sel.is_out_of_stock or sel.is_back_in_stock):
+        checks.append(lambda r: r.delta(dr)[slot] > 0)  # below the average: a drop
+    if sel.delta_range is not None:
+        d_lo, d_hi = _bounds(sel.delta_range)
+        checks.append(lambda r: d_lo <= r.delta(dr)[slot] <= d_hi)
+    if sel.delta_percent_range is not None:
+        p_lo, p_hi = _bounds(sel.delta_percent_range)
+        checks.append(lambda r: p_lo <= r.delta_pct(dr)[slot] <= p_hi)
+    if sel.delta_last_range is not None:
+        l_lo, l_hi = _bounds(sel.delta_last_range)
+        checks.append(lambda r: l_lo <= r.delta_last[slot] <= l_hi)
     if sel.min_rating >= 0:
         min_rating = sel.min_rating
         checks.append(lambda r: r.cur[rating_slot] >= min_rating)
@@ -215,6 +275,22 @@ def compile_filter(sel: DealSelection) -> Check:
     if sel.title_words:
         words = sel.title_words
         checks.append(lambda r: all(w in r.title_lower for w in words))
+    if sel.warehouse_conditions or sel.prime_exclusive:
+        return lambda r: False
+    if sel.is_lowest_offer:
+        # The selected type is the lowest of all new offers: NEW always is (it is the
+        # lowest new price); AMAZON when Amazon's price is the lowest new one.
+        if sel.price_type not in (0, 1):
+            return lambda r: False
+        new_slot = SLOT[1]
+        checks.append(lambda r: 0 < r.cur[amazon_slot] <= r.cur[new_slot] or slot == new_slot)
+    for name, wanted in sel.attributes:
+        checks.append(_attribute_check(name, wanted))
+    # Last: an all-time low walks the product's whole history (once per deal).
+    if sel.is_lowest_90:
+        checks.append(lambda r: r.is_lowest_90(slot))
+    if sel.is_lowest:
+        checks.append(lambda r: r.is_lowest(slot))
 
     def check(record: DealRecord) -> bool:
         for c in checks:  # noqa: SIM110 - a plain loop beats all() on this hot path

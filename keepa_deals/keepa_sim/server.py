@@ -1,6 +1,7 @@
 """The HTTP layer: a threading HTTP/1.1 server over `SimulatorApp.handle`.
 
-Keep-alive with Content-Length, gzip when the client asks for it, and the transport
+Keep-alive with Content-Length, zstd or gzip when the client asks for it (zstd first,
+as Keepa answers the `keepa` client's `zstd, gzip, deflate`), and the transport
 half of the faults: latency, stalled or dropped connections, truncated bodies. Nothing
 here logs a request line or a query string: Keepa's key travels in the query.
 """
@@ -11,6 +12,7 @@ import contextlib
 import gzip
 import logging
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,6 +21,11 @@ from urllib.parse import parse_qs, urlsplit
 from keepa_deals.infra.redact import redact
 from keepa_deals.keepa_sim.app import SimulatorApp
 from keepa_deals.keepa_sim.wire import JSON_TYPE, Response, render
+
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:  # pinned in requirements.txt for the Pythons before 3.14
+    from backports import zstd
 
 log = logging.getLogger("keepa_deals.keepa_sim.http")
 _BUG = render({"error": {"type": "INTERNAL_SERVER_ERROR", "message": "simulator failure"}})
@@ -106,7 +113,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         payload = response.body
         headers = dict(response.headers)
-        if payload and "gzip" in (self.headers.get("Accept-Encoding") or "").lower():
+        encoding = content_encoding(self.headers.get("Accept-Encoding") or "")
+        if payload and encoding == "zstd":
+            payload = zstd.compress(payload, 1)
+            headers["Content-Encoding"] = "zstd"
+        elif payload and encoding == "gzip":
             payload = gzip.compress(payload, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         self.send_response(response.status)
@@ -132,6 +143,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("keepa-sim http: %s", redact(format % args))
+
+
+def content_encoding(accept_encoding: str) -> str:
+    """zstd, gzip or "" (identity) for an Accept-Encoding header; q-values are ignored
+    except q=0, which refuses a coding."""
+    offered = set()
+    for part in accept_encoding.lower().split(","):
+        name, _, params = part.partition(";")
+        if params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+            offered.add(name.strip())
+    for coding in ("zstd", "gzip"):
+        if coding in offered:
+            return coding
+    return ""
 
 
 class ServerThread:

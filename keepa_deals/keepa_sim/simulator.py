@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Self
 
 from keepa_deals.infra.closing import Closing
+from keepa_deals.keepa.keepa_time import unix_s_to_keepa_minutes
 from keepa_deals.keepa_sim.accounts import Accounts, KeyStatus
 from keepa_deals.keepa_sim.adapter import SimulatorAdapter
 from keepa_deals.keepa_sim.app import SimulatorApp
@@ -29,6 +30,9 @@ DEFAULT_CATALOGUE_SIZE = 30_000
 # Share of a product's changes that are price drops. With the default catalogue this
 # publishes ~130 used-book deals an hour for the project's default query.
 DROP_PROBABILITY = 0.5
+# How far before its start the simulator's histories are at each product's own cadence
+# (coarser before: timeline.py).
+FINE_HISTORY_DAYS = 183
 
 
 class KeepaSimulator(Closing):
@@ -46,14 +50,14 @@ class KeepaSimulator(Closing):
         sort_jitter: float = 0.05,
         accept_any_key: bool = True,
         keys: Iterable[str] = (),
-        history_days: int = 14,
         page_cache_s: float = 120.0,
         start_s: float | None = None,
     ) -> None:
         """`deal_rate` scales how often products change, and so the deals published an
-        hour (and the history's density). `history_days` is how much csv history a
-        product carries (the `stats` averages cover their whole windows regardless; more
-        days cost /product time). `start_s` starts a manual or scaled clock there."""
+        hour (and the history's density). A product's history runs from its
+        `trackingSince`, at its own cadence for the half year before the simulator's
+        start and after, two-weekly before (timeline.py). `start_s` starts a manual or
+        scaled clock there."""
         if deal_rate <= 0:
             raise ValueError("deal_rate must be positive")
         time_source = TimeSource(clock, time_scale, start_s)
@@ -62,12 +66,15 @@ class KeepaSimulator(Closing):
             drop_probability=DROP_PROBABILITY,
             change_rate=deal_rate,
         )
+        timeline.set_fine_from(
+            unix_s_to_keepa_minutes(time_source.now_s()) - FINE_HISTORY_DAYS * 1440
+        )
         self.app = SimulatorApp(
             seed=seed,
             time_source=time_source,
             accounts=Accounts(refill_rate, refill_mode, initial_tokens, accept_any_key, keys),
             engine=DealEngine(timeline, seed, sort_jitter, page_cache_s),
-            products=ProductBuilder(timeline, history_days),
+            products=ProductBuilder(timeline),
         )
         self._server: ServerThread | None = None
 

@@ -11,8 +11,14 @@ hash(product, cycle); whether it changes at all is drawn the same way. So:
 
 A change redraws the product's used, new and Amazon prices around their long-run
 levels: most stay near the level, a `drop_probability` share drop 18-65 % below it.
-Averages are closed-form (the level times the expected multiplier, with a small
-per-window wobble), so the deal record and the product's `stats` agree exactly.
+A deal's averages and a product's `stats` are both measured on these states
+(`history.measure`), so they agree to the cent.
+
+Before `fine_from_km` (set by the simulator: half a year before it starts) a product's
+history is coarser: one possible change per two-week cycle (`COARSE_PERIOD_MIN`), from
+its `trackingSince`. That keeps a history of years to a few hundred points, so a
+/product answer stays cheap, while everything a deal or an evaluation reads (the last
+90 days, and every change since the simulator started) is at the product's cadence.
 """
 
 from __future__ import annotations
@@ -26,10 +32,13 @@ from keepa_deals.keepa_sim.catalogue import (
     ProductProfile,
     event_threshold,
 )
-from keepa_deals.keepa_sim.hashing import MASK64, fmix, lerp, unit
+from keepa_deals.keepa_sim.hashing import MASK64, fmix
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _LOOKBACK_CYCLES = 64
+COARSE_PERIOD_MIN = 20_160  # two weeks
+_COARSE_CHANGE_16 = int(0.85 * 65536)  # a coarse cycle holds a change 85 % of the time
+_COARSE_SALT = 0xC0A25E
 _MAX_TABLES = 64
 _MAX_STATES = 100_000
 
@@ -40,7 +49,6 @@ USED_DROP = (0.35, 0.82)
 USED_NORMAL = (0.92, 1.30)
 NEW_DROP = (0.55, 0.88)
 NEW_NORMAL = (0.95, 1.20)
-RANK_MEAN = 1.082  # E[2 ** U(-1, 1)]
 _INV16 = 1.0 / 65536
 _USED_DROP_LW = (USED_DROP[0], USED_DROP[1] - USED_DROP[0])
 _USED_NORMAL_LW = (USED_NORMAL[0], USED_NORMAL[1] - USED_NORMAL[0])
@@ -93,10 +101,6 @@ class EventState(NamedTuple):
         )
 
 
-def _mean(low_high: tuple[float, float]) -> float:
-    return (low_high[0] + low_high[1]) / 2
-
-
 class Timeline:
     def __init__(
         self, catalogue: Catalogue, drop_probability: float = 0.5, change_rate: float = 1.0
@@ -108,11 +112,6 @@ class Timeline:
             raise ValueError("change_rate must be positive")
         self.catalogue = catalogue
         self.drop_probability = drop_probability
-        self._used_mean = (1 - drop_probability) * _mean(USED_NORMAL) + drop_probability * _mean(
-            USED_DROP
-        )
-        new_drop = drop_probability * 0.6
-        self._new_mean = (1 - new_drop) * _mean(NEW_NORMAL) + new_drop * _mean(NEW_DROP)
         self._drop_16 = int(drop_probability * 65536)
         self._new_drop_16 = int(drop_probability * 0.6 * 65536)
         self._thresholds = [event_threshold(k) for k in catalogue.keys]
@@ -122,7 +121,14 @@ class Timeline:
         self._periods = tuple(max(60, round(p / change_rate)) for p in CADENCES_MIN)
         self._tables: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
         self._states: dict[tuple[int, int], EventState] = {}
-        self._averages: dict[tuple[int, int], tuple[int, ...]] = {}
+        # Changes before this minute are on the coarse schedule (see the module's doc);
+        # 0 until the simulator says where its fine history begins.
+        self.fine_from_km = 0
+
+    def set_fine_from(self, start_km: int) -> None:
+        """Fine history from the coarse cycle boundary at or before `start_km`."""
+        self.fine_from_km = start_km // COARSE_PERIOD_MIN * COARSE_PERIOD_MIN
+        self._states.clear()
 
     # --- schedule ---------------------------------------------------------------
 
@@ -132,24 +138,70 @@ class Timeline:
             return None
         return cycle * period + (h >> 16) % period
 
+    def _coarse_minute(self, index: int, coarse: int) -> int | None:
+        h = fmix((self.catalogue.keys[index] ^ _COARSE_SALT) + coarse * _GOLDEN & MASK64)
+        if (h & 0xFFFF) >= _COARSE_CHANGE_16:
+            return None
+        return coarse * COARSE_PERIOD_MIN + (h >> 16) % COARSE_PERIOD_MIN
+
+    @staticmethod
+    def coarse_cycle(coarse: int) -> int:
+        """The state cycle id of coarse cycle `coarse`: negative, below the baseline's -1,
+        so fine and coarse states never share a cache entry or a hash."""
+        return -2 - coarse
+
     def latest(self, index: int, now_km: int) -> tuple[int, int] | None:
-        """(minute, cycle) of the product's latest change at or before `now_km`."""
-        period = self._periods[self.catalogue.cadence_index[index]]
-        cycle = now_km // period
-        for _ in range(_LOOKBACK_CYCLES):
-            minute = self._change_minute(index, cycle, period)
-            if minute is not None and minute <= now_km:
-                return minute, cycle
-            cycle -= 1
+        """(minute, cycle) of the product's latest change at or before `now_km`; None
+        before its first change (the baseline from `trackingSince` holds)."""
+        since = self.catalogue.profile(index).tracking_since_km
+        fine_from = max(self.fine_from_km, since)
+        if now_km >= fine_from:
+            period = self._periods[self.catalogue.cadence_index[index]]
+            cycle = now_km // period
+            for _ in range(_LOOKBACK_CYCLES):
+                minute = self._change_minute(index, cycle, period)
+                if minute is not None and minute <= now_km:
+                    if minute <= fine_from:
+                        break
+                    return minute, cycle
+                if cycle * period <= fine_from:
+                    break
+                cycle -= 1
+            now_km = min(now_km, self.fine_from_km)
+        coarse = now_km // COARSE_PERIOD_MIN
+        while coarse * COARSE_PERIOD_MIN + COARSE_PERIOD_MIN > since:
+            minute = self._coarse_minute(index, coarse)
+            if minute is not None and since < minute <= now_km:
+                return minute, self.coarse_cycle(coarse)
+            coarse -= 1
         return None
 
     def changes(self, index: int, after_km: int, until_km: int) -> list[tuple[int, int]]:
         """(minute, cycle) of the product's changes in (after_km, until_km], oldest first."""
-        period = self._periods[self.catalogue.cadence_index[index]]
+        since = self.catalogue.profile(index).tracking_since_km
         found = []
+        after_km = max(after_km, since)
+        fine_from = self.fine_from_km
+        if after_km < fine_from:
+            for coarse in range(after_km // COARSE_PERIOD_MIN, fine_from // COARSE_PERIOD_MIN):
+                minute = self._coarse_minute(index, coarse)
+                if minute is not None and after_km < minute <= until_km:
+                    found.append((minute, self.coarse_cycle(coarse)))
+            after_km = fine_from
+        if until_km <= after_km:
+            return found
+        period = self._periods[self.catalogue.cadence_index[index]]
+        key, threshold = self.catalogue.keys[index], self._thresholds[index]
         for cycle in range(after_km // period, until_km // period + 1):
-            minute = self._change_minute(index, cycle, period)
-            if minute is not None and after_km < minute <= until_km:
+            # _change_minute, inlined: a deal's 90-day averages walk up to 180 cycles.
+            h = (key + cycle * _GOLDEN) & MASK64
+            h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9 & MASK64
+            h = (h ^ (h >> 27)) * 0x94D049BB133111EB & MASK64
+            h ^= h >> 31
+            if (h & 0xFFFF) >= threshold:
+                continue
+            minute = cycle * period + (h >> 16) % period
+            if after_km < minute <= until_km:
                 found.append((minute, cycle))
         return found
 
@@ -189,11 +241,40 @@ class Timeline:
         cached = self._states.get(key)
         if cached is not None:
             return cached
+        state = self._draw(self.catalogue.profile(index), minute, cycle)
+        if len(self._states) >= _MAX_STATES:
+            self._states.clear()
+        self._states[key] = state
+        return state
+
+    def states_between(self, index: int, after_km: int, until_km: int) -> list[EventState]:
+        """The state in effect at `after_km`, then one per change in (after_km, until_km].
+        A deal's averages walk 90 days of states; drawing them without the state cache
+        keeps the cache for the states /product and the deal book revisit."""
         p = self.catalogue.profile(index)
-        # Hot path (a /product of 100 builds thousands): 16-bit draws compared as ints.
-        h = fmix(((p.key ^ 0x5EED5EED) + cycle * _GOLDEN) & MASK64)
-        g = fmix(h ^ 0x1234)
-        spread = fmix(g ^ 0x4321)
+        found = [self.state_at(index, after_km)]
+        cache = self._states
+        for minute, cycle in self.changes(index, after_km, until_km):
+            state = cache.get((index, cycle))
+            found.append(state if state is not None else self._draw(p, minute, cycle))
+        return found
+
+    def _draw(self, p: ProductProfile, minute: int, cycle: int) -> EventState:
+        """The product's values after its change in `cycle` (fmix inlined: a deal's
+        averages draw tens of thousands of states)."""
+        # Hot path: 16-bit draws compared as ints; three splitmix64 finalisers (fmix).
+        h = ((p.key ^ 0x5EED5EED) + cycle * _GOLDEN) & MASK64
+        h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9 & MASK64
+        h = (h ^ (h >> 27)) * 0x94D049BB133111EB & MASK64
+        h ^= h >> 31
+        g = h ^ 0x1234
+        g = (g ^ (g >> 30)) * 0xBF58476D1CE4E5B9 & MASK64
+        g = (g ^ (g >> 27)) * 0x94D049BB133111EB & MASK64
+        g ^= g >> 31
+        spread = g ^ 0x4321
+        spread = (spread ^ (spread >> 30)) * 0xBF58476D1CE4E5B9 & MASK64
+        spread = (spread ^ (spread >> 27)) * 0x94D049BB133111EB & MASK64
+        spread ^= spread >> 31
         if p.used_base_cents == 0 or (h >> 16) & 0xFFFF < _USED_GONE_16:
             used = -1
         else:
@@ -215,11 +296,7 @@ class Timeline:
         if new > 0:
             count_new = int(p.new_count_base * (0.6 + 0.8 * ((spread >> 16) & 0xFFFF) * _INV16))
             count_new = count_new or 1
-        state = EventState(minute, cycle, amazon, new, used, rank, count_new, count_used)
-        if len(self._states) >= _MAX_STATES:
-            self._states.clear()
-        self._states[key] = state
-        return state
+        return EventState(minute, cycle, amazon, new, used, rank, count_new, count_used)
 
     def baseline(self, index: int) -> EventState:
         """The state before any change we can find: the long-run levels."""
@@ -253,36 +330,3 @@ class Timeline:
         refreshed = now_km - (now_km - p.refresh_phase_min) % period
         found = self.latest(index, now_km)
         return max(refreshed, found[0] if found else p.tracking_since_km)
-
-    def averages_by_days(self, index: int, days: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-        return tuple(self.averages(index, d) for d in days)
-
-    def averages(self, index: int, days: int) -> tuple[int, ...]:
-        """Weighted mean over the last `days` days, in DATA_TYPES order (-1: no data)."""
-        found = self._averages.get((index, days))
-        if found is None:
-            if len(self._averages) >= _MAX_STATES:
-                self._averages.clear()
-            found = self._averages[(index, days)] = self._average(index, days)
-        return found
-
-    def _average(self, index: int, days: int) -> tuple[int, ...]:
-        p = self.catalogue.profile(index)
-        wobble = fmix(((p.key ^ 0xA76) + days * _GOLDEN) & MASK64)
-        new = round(p.new_base_cents * self._new_mean * lerp(0.94, 1.06, unit(wobble, 0)))
-        used = -1
-        if p.used_base_cents:
-            used = round(p.used_base_cents * self._used_mean * lerp(0.94, 1.06, unit(wobble, 16)))
-        rank = -1
-        if p.rank_base > 0:
-            rank = round(p.rank_base * RANK_MEAN * lerp(0.94, 1.06, unit(wobble, 32)))
-        return (
-            new if p.amazon_sells else -1,
-            new,
-            used,
-            rank,
-            p.new_count_base,
-            p.used_count_base if p.used_base_cents else 0,
-            p.rating if p.rating else -1,
-            p.review_count if p.review_count else -1,
-        )

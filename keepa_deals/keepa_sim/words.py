@@ -75,3 +75,17 @@ THINGS = {
     3375251: ("Yoga Mat", "Camping Lantern", "Water Bottle", "Resistance Bands", "Tent"),
     2625373011: ("Season 1 (DVD)", "Collector's Edition (Blu-ray)", "Box Set (DVD)"),
 }
+# Book titles by sub-category ({adjective}, {noun}, {subject}, {n}); fiction and
+# sub-categories not listed read "The {adjective} {noun}".
+BOOK_TITLES = {
+    1: "Drawing the {noun}: {n} Studies in Light",
+    2: "A Life by the {noun}: A Memoir",
+    3: "The {adjective} Ledger: Running a Small Business",
+    4: "Little Fox and the {adjective} {noun}",
+    5: "Programming the {noun}: Software in Practice",
+    6: "The {adjective} Kitchen: {n} Recipes",
+    9: "The {noun} Wars: A History",
+    75: "The {adjective} Universe: Science for Everyone",
+    4736: "The {adjective} Habit: {n} Days to a Better You",
+    465600: "{subject}: A Complete Course",
+}

@@ -9,18 +9,23 @@ for a deploy that runs doctor right after restarting the units.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import redis
+from kombu.exceptions import OperationalError
 
-from keepa_deals.config import Settings
+from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.errors import KeepaDealsError
 from keepa_deals.infra.checks import Check
 from keepa_deals.infra.durations import duration
+from keepa_deals.infra.file_access import current_user
 from keepa_deals.infra.redis_client import DIAGNOSTICS, redis_client
+from keepa_deals.infra.redis_failure import describe
 from keepa_deals.keepa.client import KeepaClient, longest_backoff_s
 from keepa_deals.keepa.errors import KeepaError
 from keepa_deals.service.preflight import check_deal_query, check_redis
@@ -28,6 +33,7 @@ from keepa_deals.service.status import db_status, lock_status, token_status
 from keepa_deals.service.timebase import lock_ttl_wall_s
 from keepa_deals.service.timebase import now_s as service_now_s
 from keepa_deals.store import check_schema, connect_readonly
+from keepa_deals.store.connection import DatabaseNotWritable, check_writable, write_problem
 
 # No progress (see check_progress) for this long, not explained by the token budget,
 # is a stall (failure mode: green but idle).
@@ -47,6 +53,9 @@ def check_database_readonly(settings: Settings) -> Check:
     path = settings.deals_db_path
     if not path.exists():
         return Check("database", "fail", f"{path} does not exist: run `keepa-deals migrate`")
+    unwritable = _unwritable_as_this_user(path)
+    if unwritable is not None and unwritable.outcome == "fail":
+        return unwritable
     try:
         conn = connect_readonly(path)
         try:
@@ -54,9 +63,36 @@ def check_database_readonly(settings: Settings) -> Check:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         finally:
             conn.close()
-    except (KeepaDealsError, sqlite3.Error) as exc:
+    except KeepaDealsError as exc:
+        return Check("database", "fail", str(exc))  # names the file and what to do
+    except sqlite3.Error as exc:
         return Check("database", "fail", f"{path}: {exc}")
-    return Check("database", "ok", f"{path} (schema v{version})")
+    return unwritable or Check("database", "ok", f"{path} (schema v{version})")
+
+
+def _unwritable_as_this_user(path: Path) -> Check | None:
+    """doctor reads, but the service writes. Run as the service user (deploy runs it
+    so), a file it may not write is what every run would fail on: a failure. Root's
+    files fail whoever asks (only root could write them, and the service is not root).
+    Another user's files, asked by someone else (an operator in the service's group),
+    are a warning: doctor can only check as the user running it."""
+    try:
+        check_writable(path)
+    except DatabaseNotWritable as exc:
+        try:
+            owner_uid = exc.blocking.stat().st_uid if exc.blocking is not None else 0
+        except OSError:
+            owner_uid = 0  # cannot even look: fail, as for root's
+        if owner_uid in (0, os.geteuid()):
+            return Check("database", "fail", str(exc))
+        return Check(
+            "database",
+            "warn",
+            f"{path}: {current_user()} cannot write the database ({write_problem(path)}); "
+            "fine if the service runs as that owner: run doctor as the service user to "
+            "see what it meets",
+        )
+    return None
 
 
 def check_keepa(settings: Settings) -> Check:
@@ -83,7 +119,8 @@ def check_workers(settings: Settings) -> Check:
     app = make_app(settings)
     try:
         replies = app.control.inspect(timeout=2.0).ping() or {}
-    except (OSError, redis.RedisError) as exc:
+    except (OSError, redis.RedisError, OperationalError) as exc:
+        # kombu wraps the broker's errors (a refused Redis password) in OperationalError.
         return Check("workers", "fail", f"cannot ask the workers: {exc}")
     finally:
         app.close()
@@ -96,8 +133,11 @@ def check_tokens(settings: Settings) -> Check:
     client = redis_client(settings.redis_url, DIAGNOSTICS)
     try:
         st = token_status(settings, client)
-    except redis.RedisError as exc:
-        return Check("tokens", "fail", f"Redis: {exc}")
+    except (redis.RedisError, KeepaDealsError) as exc:
+        failure = describe(exc, mask_url_password(settings.redis_url), script="token script")
+        # A script error is named as one; the state is unknown when Redis is.
+        unknown = "unknown: " if failure.cause == "unreachable" else ""
+        return Check("tokens", "fail", f"{unknown}{failure.detail}")
     finally:
         client.close()
     if st.get("state") != "ok":
@@ -274,7 +314,9 @@ def check_locks(
                 )
                 stuck.append(f"{task}: no open run ({since})")
     except redis.RedisError as exc:
-        return Check("locks", "fail", f"Redis: {exc}")
+        # Never "none held": a lock that could not be read may be held.
+        failure = describe(exc, mask_url_password(settings.redis_url))
+        return Check("locks", "fail", f"unknown: {failure.detail}")
     finally:
         client.close()
     detail = ", ".join(f"{t} by {h['owner']}" for t, h in held.items())

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Callable
 
 import redis
+from kombu.connection import Connection
 
 from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.errors import KeepaDealsError
@@ -34,8 +35,30 @@ def check_deal_query(settings: Settings) -> Check:
     return Check("deal query", "ok", str(settings.deal_query_path))
 
 
+def broker_problem(redis_url: str) -> str | None:
+    """Why Celery's broker (kombu) cannot use a URL redis-py takes, or None.
+
+    The two read REDIS_URL differently: kombu fails with a TypeError on a query
+    parameter redis-py passes on (`?password=`, `?db=`), and has no `unix://`
+    transport. The worker would die on it with a traceback, after every other check
+    had passed. Parsing makes no connection."""
+    try:
+        Connection(redis_url).release()  # type: ignore[no-untyped-call]
+    except Exception as exc:  # kombu's parse errors are TypeError, KeyError, ValueError
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def check_redis(settings: Settings) -> Check:
     where = mask_url_password(settings.redis_url)
+    problem = broker_problem(settings.redis_url)
+    if problem is not None:
+        return Check(
+            "redis",
+            "fail",
+            f"REDIS_URL {where}: Celery's broker cannot use it ({mask_url_password(problem)}); "
+            "write it as redis://[:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS",
+        )
     client = redis_client(settings.redis_url, DIAGNOSTICS)
     try:
         client.ping()
@@ -48,11 +71,14 @@ def check_redis(settings: Settings) -> Check:
 
 
 def check_database(settings: Settings) -> Check:
-    """Creates or migrates the database: every process that writes runs this first."""
+    """Creates or migrates the database: every process that writes runs this first.
+    Opening it checks that this user may write it (store.connection.check_writable):
+    SQLite would open it read-only without a word."""
     try:
-        settings.deals_db_path.parent.mkdir(parents=True, exist_ok=True)
         conn = open_from_settings(settings)
-    except (KeepaDealsError, sqlite3.Error, OSError) as exc:
+    except KeepaDealsError as exc:
+        return Check("database", "fail", str(exc))  # names the file and what to do
+    except (sqlite3.Error, OSError) as exc:
         return Check("database", "fail", f"{settings.deals_db_path}: {exc}")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]

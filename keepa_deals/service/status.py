@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from keepa_deals.config import Settings
+from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.infra.redis_client import CLI, redis_client
+from keepa_deals.infra.redis_failure import describe
 from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.locking.lock import read_holder
 from keepa_deals.service.timebase import now_s as service_now_s
@@ -197,20 +197,25 @@ def _since_progress(conn: sqlite3.Connection, last_progress_s: int | None) -> di
 
 
 def gather(settings: Settings, client: redis.Redis | None = None) -> dict[str, Any]:
-    """Everything, each part independently: one broken part never hides the others."""
+    """Everything, each part independently: one broken part never hides the others.
+
+    A part that cannot be read is `{"state": "unknown", "cause": ..., "error": ...}`
+    (see redis_failure), never an empty one: the locks then read unknown for each task,
+    keyed by task as when Redis answers, and never free."""
     out: dict[str, Any] = {"settings": {"KEEPA_API_URL": settings.keepa_api_url}}
     own = client is None
     client = client or redis_client(settings.redis_url, CLI)
+    where = mask_url_password(settings.redis_url)
     try:
-        parts: dict[str, Callable[[Settings, redis.Redis], dict[str, Any]]] = {
-            "tokens": token_status,
-            "locks": lock_status,
-        }
-        for name, part in parts.items():
-            try:
-                out[name] = part(settings, client)
-            except redis.RedisError as exc:
-                out[name] = {"state": "error", "error": f"Redis unreachable: {exc}"}
+        try:
+            out["tokens"] = token_status(settings, client)
+        except Exception as exc:  # a report part that fails is reported, whatever failed
+            out["tokens"] = describe(exc, where, script="token script").as_part()
+        try:
+            out["locks"] = lock_status(settings, client)
+        except Exception as exc:
+            unknown = describe(exc, where).as_part()
+            out["locks"] = {task: dict(unknown) for task in TASKS}
         try:
             out["database"] = db_status(settings.deals_db_path, service_now_s(settings))
         except sqlite3.Error as exc:

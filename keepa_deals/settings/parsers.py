@@ -118,9 +118,7 @@ def url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
             parts = urlsplit(value)
             parts.port  # noqa: B018 - reading it is the check: out-of-range ports raise
         except ValueError as exc:
-            # urlsplit cannot mask what it cannot parse: hide anything like a password.
-            shown = re.sub(r"(//[^/@]*?:)[^@/]*@", r"\1***@", raw.strip())
-            raise ConfigError(name, shown, f"{allowed} ({exc})") from None
+            raise ConfigError(name, mask_url_password(raw.strip()), f"{allowed} ({exc})") from None
         # A unix socket URL names a path, not a host.
         located = parts.path if parts.scheme == "unix" else parts.hostname
         if parts.scheme not in schemes or not located:

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from keepa_deals.infra.file_access import current_user, current_user_name, may, owner_and_mode
 from keepa_deals.store.errors import StoreError
 
 DEFAULT_BUSY_TIMEOUT_S = 60.0
@@ -40,8 +41,18 @@ def connect(
     """
     in_memory = str(path) == MEMORY
     if not in_memory:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot be opened ({exc}): {_NAME_A_FILE}") from exc
+        check_writable(path)
+    try:
+        conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+    except sqlite3.Error as exc:
+        known = _open_error(path, exc)
+        if known is None:
+            raise
+        raise known from exc
     try:
         conn.row_factory = sqlite3.Row
         # The busy timeout first: switching to WAL may itself wait for a lock.
@@ -56,10 +67,91 @@ def connect(
         # In WAL mode NORMAL is safe: a power cut may lose the last commits, never
         # corrupt, and a lost commit loses its watermark together with its results.
         conn.execute("PRAGMA synchronous = NORMAL")
-    except BaseException:
+    except BaseException as exc:
         conn.close()
+        known = _open_error(path, exc) if isinstance(exc, sqlite3.Error) else None
+        if known is not None:
+            raise known from exc
         raise
     return conn
+
+
+_NAME_A_FILE = "DEALS_DB_PATH must name a file in a folder that exists or can be created"
+
+
+def _open_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> StoreError | None:
+    """The one line an operator needs for a file SQLite cannot use, or None when the
+    error is not about the file (a lock, for one, stays what it is). Nothing here
+    writes: a file that is no database is left exactly as it was."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_NOTADB":
+        return StoreError(
+            f"{path}: not a SQLite database ({exc}); it was left untouched: restore it "
+            "from a backup, or move it aside and run `keepa-deals migrate` to start an "
+            "empty one"
+        )
+    if name == "SQLITE_CORRUPT":
+        return StoreError(
+            f"{path}: the database is damaged ({exc}); it was left untouched: restore it "
+            f"from a backup, or save what is left with `sqlite3 {path} .recover`"
+        )
+    if name == "SQLITE_CANTOPEN":
+        return StoreError(f"{path}: cannot be opened ({exc}): {_NAME_A_FILE}")
+    return None
+
+
+class DatabaseNotWritable(StoreError):
+    """This user may not write the database, its -wal or -shm, or their folder."""
+
+    def __init__(self, message: str, blocking: Path | None = None) -> None:
+        super().__init__(message)
+        self.blocking = blocking  # the first file or folder this user may not write
+
+
+def first_unwritable(path: str | os.PathLike[str]) -> Path | None:
+    """The first file or folder that keeps this process from writing the database at
+    `path`, or None when nothing does.
+
+    SQLite opens a file it may not write read-only without a word, and a run then
+    fails at its first write ("attempt to write a readonly database"); with a -shm it
+    may not write, even reads fail. So the file, its -wal and -shm (when they exist)
+    and their folder (where SQLite creates them) are checked up front."""
+    db = Path(path)
+    folder = db.parent
+    if not may(folder, os.X_OK):
+        return folder
+    for file in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        if file.exists() and not may(file, os.R_OK | os.W_OK):
+            return file
+    if not may(folder, os.W_OK | os.X_OK):
+        return folder
+    return None
+
+
+def write_problem(path: str | os.PathLike[str]) -> str | None:
+    """What keeps this process from writing the database, with its owner and mode."""
+    blocking = first_unwritable(path)
+    if blocking is None:
+        return None
+    what = f"its folder {blocking}" if blocking == Path(path).parent else str(blocking)
+    return f"{what} is {owner_and_mode(blocking)}"
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise DatabaseNotWritable naming the file, its owner and mode, and the fix."""
+    blocking = first_unwritable(path)
+    if blocking is None:
+        return
+    user = current_user_name()
+    fix = (
+        f"give the folder to that user: chown {user}: {blocking}"
+        if blocking == Path(path).parent
+        else f"give the database files to that user: chown {user}: {path}*"
+    )
+    raise DatabaseNotWritable(
+        f"{path}: {current_user()} cannot write the database: {write_problem(path)}; {fix}",
+        blocking,
+    )
 
 
 def _enter_wal(conn: sqlite3.Connection, *, deadline_s: float) -> str:

@@ -33,6 +33,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "pipeline tables", schema.V1_PIPELINE_TABLES),
     Migration(2, "dashboard view and indexes", schema.V2_DASHBOARD),
     Migration(3, "indexes for pruning history", schema.V3_PRUNABLE_HISTORY),
+    Migration(4, "price and rank history of accepted deals", schema.V4_DEAL_HISTORY),
+    Migration(5, "an index for every dashboard sort", schema.V5_DASHBOARD_SORTS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

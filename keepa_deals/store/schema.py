@@ -200,3 +200,44 @@ V3_PRUNABLE_HISTORY: tuple[str, ...] = (
     # Old runs are found by start time across both tasks.
     "CREATE INDEX runs_by_start ON runs (started_s)",
 )
+
+# --- version 4: what the dashboard charts -------------------------------------------------
+
+V4_DEAL_HISTORY: tuple[str, ...] = (
+    # One row per accepted product, replaced at each commit (store/deal_history.py):
+    # the used price and sales rank of the last 90 days, at most 200 points a series.
+    """
+    CREATE TABLE deal_history (
+        asin TEXT NOT NULL,
+        domain INTEGER NOT NULL,
+        captured_s INTEGER NOT NULL,
+        points_json TEXT NOT NULL
+            CHECK (json_valid(points_json) AND length(points_json) <= 16384),
+        PRIMARY KEY (asin, domain)
+    ) STRICT
+    """,
+)
+
+# --- version 5: every dashboard sort walks an index ---------------------------------------
+
+# The dashboard sorts accepted deals by any of these and pages by (value, rowid): with a
+# partial index per column, a page is an index walk that stops after one page instead
+# of a scan and sort of every accepted row. Nullable columns are indexed on the
+# expression the dashboard sorts by (NULL as -2**62: first ascending, last descending),
+# which must stay identical to keepa_deals/dashboard/deals.py's. `percent_drop` has
+# none: the schema-drift tests drop that column, which SQLite refuses while an index
+# uses it; its sort scans (docs/benchmarks.md has the cost).
+_NULLS_AS = "-4611686018427387904"
+V5_DASHBOARD_SORTS: tuple[str, ...] = tuple(
+    f"CREATE INDEX deals_accepted_by_{name} ON deals ({expr}) WHERE status = 'accepted'"
+    for name, expr in (
+        ("buy_price", "buy_price_cents"),
+        ("sell_price", "sell_price_cents"),
+        ("fees", "fees_cents"),
+        ("sales_rank", "sales_rank"),
+        ("last_seen", "last_seen_s"),
+        ("avg90_price", f"COALESCE(avg90_price_cents, {_NULLS_AS})"),
+        ("rank_drops", f"COALESCE(rank_drops_90, {_NULLS_AS})"),
+        ("last_evaluated", f"COALESCE(last_evaluated_s, {_NULLS_AS})"),
+    )
+)

@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 from keepa_deals import __version__
 from keepa_deals.cli import main
 from keepa_deals.config import VARIABLES, Settings, env_example
+from tests.support.as_other_user import folder, run_as_other_user
 
 KEY = "SECRETKEY" + "0123456789abcdef" * 3 + "QWERTYUI"
 REDIS_PASSWORD = "hunter2redispass"
@@ -75,6 +76,16 @@ def test_config_prints_every_setting_with_the_secrets_masked(workdir: Path) -> N
         "REDIS_URL": shown["REDIS_URL"],
         "KEEPA_DOMAIN": "3",
     }
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_config_masks_a_redis_password_in_the_query_string(workdir: Path, as_json: bool) -> None:
+    """redis-py authenticates with `?password=`: it is as secret as the user-info's."""
+    url = f"redis://cache.example:6379/0?password={REDIS_PASSWORD}"
+    result = run("config", *(["--json"] if as_json else []), REDIS_URL=url)
+    assert result.exit_code == 0, result.output
+    assert REDIS_PASSWORD not in result.output
+    assert "REDIS_URL" in result.stdout and "?password=***" in result.stdout
 
 
 def test_config_json_is_one_object_with_the_secrets_masked(workdir: Path) -> None:
@@ -148,3 +159,26 @@ def test_simulator_refuses_a_bad_clock() -> None:
     result = CliRunner().invoke(main, ["simulator", "--clock", "sundial"])
     assert result.exit_code == 2
     assert "--clock" in result.output
+
+
+def test_config_with_a_dotenv_only_root_may_read_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Read as the service user, a root-only .env was a raw PermissionError traceback."""
+    with folder() as home:
+        dotenv = home / ".env"
+        dotenv.write_text(f"KEEPA_API_KEY={KEY}\n", encoding="utf-8")
+        dotenv.chmod(0o600)
+        monkeypatch.chdir(home)
+
+        def as_service_user() -> tuple[int, str, str]:
+            result = run("config")
+            return result.exit_code, result.stdout, result.stderr
+
+        code, out, err = run_as_other_user(as_service_user)
+    assert (code, out) == (2, "")
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"error: {dotenv}: nobody (uid 65534) cannot read the settings")
+    assert "owned by root:root, mode 0600" in lines[0]
+    assert KEY not in err

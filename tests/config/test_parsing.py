@@ -91,8 +91,15 @@ def test_a_bad_key_is_refused_without_being_echoed(tmp_path: Path, key: str) -> 
     assert caught.value.value != key
 
 
-def test_a_bad_redis_url_does_not_echo_its_password(tmp_path: Path) -> None:
-    url = f"http://user:{REDIS_PASSWORD}@cache.example:6379/0"
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://user:{REDIS_PASSWORD}@cache.example:6379/0",
+        f"http://cache.example:6379/0?password={REDIS_PASSWORD}",
+        f"redis://[cache.example:6379/0?password={REDIS_PASSWORD}",  # unparseable
+    ],
+)
+def test_a_bad_redis_url_does_not_echo_its_password(tmp_path: Path, url: str) -> None:
     with pytest.raises(ConfigError) as caught:
         from_env({"REDIS_URL": url}, tmp_path)
     assert caught.value.variable == "REDIS_URL"

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from redis.connection import parse_url
 
 from keepa_deals.config import (
     VARIABLES,
     Settings,
     env_example,
+    mask_url_password,
 )
 from tests.support.settings_env import KEY, NAMES, REDIS_PASSWORD, REPO, from_env
 
@@ -35,6 +37,48 @@ def test_repr_and_str_mask_the_key_and_the_redis_password(tmp_path: Path, redis_
     assert masked["KEEPA_API_KEY"] == f"<hidden:{len(KEY)} chars>"
     assert masked["REDIS_URL"] == redis_url.replace(REDIS_PASSWORD, "***")
     assert f"<hidden:{len(KEY)} chars>" in repr(settings)
+
+
+# Every place redis-py takes a credential from a URL (redis.connection.parse_url): the
+# user-info, and any query parameter (each becomes a connection argument).
+P = REDIS_PASSWORD
+MASKED_URLS = [
+    (f"redis://:{P}@cache.example:6379/0", "redis://:***@cache.example:6379/0"),
+    (f"rediss://deals:{P}@cache.example:6380/1", "rediss://deals:***@cache.example:6380/1"),
+    (f"redis://cache.example:6379/0?password={P}", "redis://cache.example:6379/0?password=***"),
+    (
+        f"redis://cache.example/0?username=deals&password={P}&db=1",
+        "redis://cache.example/0?username=deals&password=***&db=1",
+    ),
+    (f"rediss://cache.example/0?ssl_password={P}", "rediss://cache.example/0?ssl_password=***"),
+    (f"redis://cache.example/0?Password={P}#x", "redis://cache.example/0?Password=***#x"),
+    # A lone user-info is sent as the user name, but it is a password without its colon.
+    (f"redis://{P}@cache.example:6379/0", "redis://***@cache.example:6379/0"),
+    (f"unix://:{P}@/run/redis/redis.sock?db=0", "unix://:***@/run/redis/redis.sock?db=0"),
+    (
+        f"unix:///run/redis/redis.sock?db=0&password={P}",
+        "unix:///run/redis/redis.sock?db=0&password=***",
+    ),
+    ("redis://:hunter2%40redis@cache.example/0", "redis://:***@cache.example/0"),
+    # Unescaped / and @ in a password: urlsplit misreads them, the mask must not.
+    ("redis://:hunter2/redis@pass@cache.example/0", "redis://:***@cache.example/0"),
+    (f"redis://[::1/0?password={P}", "redis://[::1/0?password=***"),  # unparseable
+    ("redis://cache.example:6379/0", "redis://cache.example:6379/0"),
+]
+
+
+@pytest.mark.parametrize(("url", "shown"), MASKED_URLS)
+def test_every_credential_redis_py_reads_from_the_url_is_masked(url: str, shown: str) -> None:
+    assert mask_url_password(url) == shown
+    try:
+        taken = parse_url(url)
+    except ValueError:
+        return  # redis-py refuses it too; the mask above still hid it
+    secrets = [taken.get("password"), taken.get("ssl_password")]
+    if "password" not in taken:
+        secrets.append(taken.get("username"))  # the lone user-info case
+    for secret in filter(None, secrets):
+        assert secret not in shown
 
 
 def test_masked_lists_every_variable() -> None:

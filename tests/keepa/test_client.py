@@ -286,10 +286,14 @@ def test_asins_given_as_one_string_are_a_comma_list(
     assert reply.envelope.tokens_consumed == 2
 
 
-def test_unknown_asins_are_an_empty_list_that_cost_nothing(client: KeepaClient) -> None:
+def test_an_untracked_asin_comes_back_without_data_at_one_token(client: KeepaClient) -> None:
+    # Keepa answers a well-formed ASIN it does not track with a product that holds no
+    # data (productType 3) and charges it like any product (docs/simulator.md).
     reply = client.products(["B0NOSUCH00"])
-    assert reply.products == []
-    assert reply.envelope.tokens_consumed == 0
+    assert [(p["asin"], p["productType"], p["csv"]) for p in reply.products] == [
+        ("B0NOSUCH00", 3, None)
+    ]
+    assert reply.envelope.tokens_consumed == 1
 
 
 def test_a_negative_balance_is_reported_as_it_is(
@@ -410,7 +414,8 @@ def test_an_expired_key_is_payment_required(
     assert caught.value.status == 402
     assert "renew" in str(caught.value)
     assert caught.value.envelope is not None
-    assert caught.value.envelope.tokens_left == 300
+    # An expired key has no bucket: its 402 says 0 tokens at rate 0, as Keepa's does.
+    assert (caught.value.envelope.tokens_left, caught.value.envelope.refill_rate) == (0, 0)
     assert tokens_charged(sim) == 0
 
 
@@ -480,9 +485,10 @@ def test_a_5xx_that_clears_within_the_retries_is_an_ordinary_reply(
 def test_a_stalled_answer_is_a_timeout_that_may_have_been_charged(
     sim: KeepaSimulator, make_client: ClientFactory, sleeps: Sleeps
 ) -> None:
-    client = make_client(sim.url, read_timeout_s=0.3)
-    # Warm up: the first page builds the deal book, which must not eat the 0.3 s.
-    client.deals(USED_BOOKS)
+    # Warm up: the first page builds the deal book (0.3 s alone, more under load), so a
+    # patient client asks for it and the short timeout meets only the stall.
+    make_client(sim.url).deals(USED_BOOKS)
+    client = make_client(sim.url, read_timeout_s=1.0)
     sim.set_faults({"timeout_after_charge": 1, "timeout_mode": "stall", "stall_s": 30})
     with pytest.raises(KeepaTimeout) as caught:
         client.deals(USED_BOOKS)
@@ -814,9 +820,12 @@ def _expect(sim: KeepaSimulator, client: KeepaClient, case: str) -> KeepaError:
 def test_the_key_is_in_no_error_and_no_log_line(
     sim: KeepaSimulator, make_client: ClientFactory, key_watch: KeyWatch, case: str
 ) -> None:
-    client = make_client(sim.url, read_timeout_s=0.3 if case == "stall" else 10, max_retries=1)
+    # The first /deal builds the simulator's deal book (0.3 s alone, more under load):
+    # done by a patient client, so the short timeout meets only the stall.
+    make_client(sim.url).deals(USED_BOOKS)
+    client = make_client(sim.url, read_timeout_s=1.0 if case == "stall" else 10, max_retries=1)
     client.token()
-    client.deals(USED_BOOKS)  # builds the deal book before any short timeout
+    client.deals(USED_BOOKS)
     error = _expect(sim, client, case)
     assert_no_key_in_exception(error)
     assert KEY not in repr(client)
@@ -865,3 +874,27 @@ def test_a_successful_round_trip_logs_nothing_secret(
     client.products(catalogue_asins(sim, 2), offers=20)
     assert any("/deal?key=***" in line for line in key_watch.lines)
     assert any("/product?key=***" in line for line in key_watch.lines)
+
+
+@pytest.mark.parametrize("key", [KEY, "CANARY" + "7q3xk9w2m4p8r6t1v5z0b"])  # 65 and 27 chars
+def test_a_key_in_a_non_json_body_is_hidden_wherever_the_preview_cut_falls(
+    canned: Callable[[list[tuple[int, bytes]]], CannedServer], make_client: ClientFactory, key: str
+) -> None:
+    """The error quotes the body's first 40 characters. Cut before redaction, a key that
+    the cut splits is no longer the key, and its first part was shown (19 of a 27-character
+    key); so the body is redacted first and cut after, for the key at every offset up to
+    and past the cut."""
+    offsets = range(0, 42)
+    bodies = [b"<" * offset + key.encode() + b"> not json" for offset in offsets]
+    server = canned([(200, content) for content in bodies])
+    client = make_client(server.url, key=key)
+    for offset, content in zip(offsets, bodies, strict=True):
+        with pytest.raises(MalformedResponse) as caught:
+            client.token()
+        shown = "".join(traceback.format_exception(caught.value))
+        # No run of 4 of the key's characters, wherever the cut fell.
+        assert not any(key[i : i + 4] in shown for i in range(len(key) - 3)), (offset, shown)
+        starts = ("<" * offset + "***> not json")[:40]
+        assert str(caught.value) == (
+            f"/token: HTTP 200 body is not JSON ({len(content)} bytes, starts {starts!r})"
+        ), offset

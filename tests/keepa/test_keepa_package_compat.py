@@ -138,3 +138,48 @@ def test_the_key_is_checked(sim: KeepaSimulator) -> None:
     sim.set_key(KEY, "unknown")
     with pytest.raises(RuntimeError, match="REQUEST_REJECTED"):
         keepa.Keepa(KEY).deals(USED_BOOKS)
+
+
+# Fields a product only has on other requests, or that Keepa leaves out when empty.
+NOT_FOR_THIS_REQUEST = {
+    "videos": "needs videos=1",
+    "aPlus": "needs aplus=1",
+    "historicalVariations": "needs historical-variations=1",
+    "deals": "undefined when the buy box has no deal (Keepa leaves it out)",
+}
+OFFER_FIELDS_NOT_FOR_THIS_REQUEST = {
+    "stockCSV": "needs stock=1",
+    "coupon": "undefined when the offer has no coupon",
+}
+
+
+def _declared(model: type[Any]) -> set[str]:
+    return {field.alias or name for name, field in model.model_fields.items()}
+
+
+def test_a_full_query_returns_every_field_the_models_declare(sim: KeepaSimulator) -> None:
+    """query(offers=20, history=True, stats=180, buybox=True): every field of Product,
+    Stats and Offer that such a request carries is in the answer (null where a product
+    has no value), so typed and untyped clients find what the schema promises."""
+    from keepa.models.backend import Offer, Stats
+
+    api = keepa.Keepa(KEY)
+    asins = list(sim.app.products.timeline.catalogue.asins[:5])
+    products = cast(
+        list[dict[str, Any]],
+        api.query(asins, offers=20, history=True, stats=180, buybox=True, progress_bar=False),
+    )
+    assert len(products) == 5
+    for product in products:
+        missing = _declared(Product) - product.keys() - NOT_FOR_THIS_REQUEST.keys()
+        assert not missing, f"{product['asin']}: {sorted(missing)}"
+        missing_stats = _declared(Stats) - product["stats"].keys()
+        assert not missing_stats, f"{product['asin']} stats: {sorted(missing_stats)}"
+        for offer in product["offers"]:
+            missing_offer = (
+                _declared(Offer) - offer.keys() - OFFER_FIELDS_NOT_FOR_THIS_REQUEST.keys()
+            )
+            assert not missing_offer, f"{product['asin']} offer: {sorted(missing_offer)}"
+        Product.model_validate(product)  # and the values have the declared types
+        assert product["buyBoxSellerIdHistory"] and product["buyBoxUsedHistory"] is not None
+        assert product["csv"][18] and product["csv"][32] is not None

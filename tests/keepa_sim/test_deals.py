@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from keepa_deals.infra.clock import ManualClock
-from keepa_deals.keepa.keepa_time import unix_s_to_keepa_minutes
+from keepa_deals.keepa.keepa_time import keepa_minutes_to_unix_ms, unix_s_to_keepa_minutes
 from keepa_deals.keepa_sim import KeepaSimulator
 from tests.keepa_sim.conftest import USED_BOOKS, Api, SimFactory
 
@@ -186,10 +186,13 @@ def test_filters(big_api: Api) -> None:
     assert len(unranged) == len(everything)  # ranges need isRangeEnabled
     ranked = all_deals(big_api, {**wide, "salesRankRange": [1000, 50000]})
     assert ranked and all(1000 <= d["current"][3] <= 50000 for d in ranked)
-    rated = all_deals(big_api, {**wide, "minRating": 45})
+    rated = all_deals(big_api, {**wide, "minRating": 45})  # -1 is its off value
     assert rated and all(d["current"][16] >= 45 for d in rated)
-    gone = all_deals(big_api, {**wide, "isOutOfStock": True})
+    assert len(rated) < len(everything)
+    gone = all_deals(big_api, {**wide, "isFilterEnabled": True, "isOutOfStock": True})
     assert gone and all(d["current"][2] == -1 for d in gone)
+    unfiltered = all_deals(big_api, {**wide, "isOutOfStock": True})
+    assert keys(unfiltered) == keys(everything)  # the stock flags need isFilterEnabled
     sub = all_deals(big_api, {**wide, "includeCategories": [25]})  # a sub-category
     assert sub and all(d["categories"] == [25] for d in sub)
     titled = all_deals(big_api, {**wide, "titleSearch": "the"})
@@ -241,9 +244,88 @@ def test_a_deal_agrees_with_its_product(big_api: Api) -> None:
     products = {p["asin"]: p for p in body["products"]}
     for deal in deals:
         product = products[deal["asin"]]
-        stats = product["stats"]
-        assert stats["current"][:4] == deal["current"][:4]
-        assert stats["avg90"][2] == deal["avg"][3][2]  # dateRange 3 is the 90-day average
-        assert stats["avg30"][2] == deal["avg"][2][2]
+        assert product["stats"]["current"][:4] == deal["current"][:4]
         assert product["lastPriceChange"] == deal["creationDate"]
         assert product["csv"][2][-2:] == [deal["creationDate"], deal["current"][2]]
+
+
+@pytest.mark.parametrize(("date_range", "days"), [(0, 2), (1, 7), (2, 30), (3, 90)])
+def test_a_deals_averages_are_its_products_stats_to_the_cent(
+    big_api: Api, date_range: int, days: int
+) -> None:
+    """A deal's averages are its product's `stats` over the same window: the date
+    range's days before the minute the deal was found (a `stats` date range)."""
+    deals = big_api.deal(USED_BOOKS).json()["deals"]["dr"][:12]
+    assert len(deals) == 12
+    for deal in deals:
+        end_ms = keepa_minutes_to_unix_ms(deal["creationDate"])
+        window = f"{end_ms - days * 86_400_000},{end_ms}"
+        (product,) = big_api.product(deal["asin"], stats=window).json()["products"]
+        stats_avg = product["stats"]["avg"]
+        for price_type in (0, 1, 2, 3, 11, 12):
+            assert deal["avg"][date_range][price_type] == stats_avg[price_type], price_type
+        used, avg = deal["current"][2], stats_avg[2]
+        assert deal["delta"][date_range][2] == (avg - used if avg > 0 and used > 0 else 0)
+
+
+def _lowest_used_cents(
+    sim: KeepaSimulator, asin: str, creation_km: int, days: int | None
+) -> int | None:
+    """The product's lowest used price before a deal, read off its history: over the
+    whole history (days None, `stats.min`) or the `days` before (`minInInterval`)."""
+    products = sim.app.products
+    index = products.timeline.catalogue.index_by_asin[asin]
+    history = products.history(index, creation_km)
+    if days is None:
+        used = [st.used for st in history.states if st.used > 0]
+        return min(used) if used else None
+    low = history.window(creation_km - days * 1440, creation_km).low[2]
+    return None if low is None else low[1]
+
+
+@pytest.mark.parametrize(("flag", "days"), [("isLowest", None), ("isLowest90", 90)])
+def test_is_lowest_keeps_exactly_the_deals_at_their_low(
+    big: KeepaSimulator, big_api: Api, flag: str, days: int | None
+) -> None:
+    wide = {"domainId": 1, "priceTypes": [2], "dateRange": 3, "sortType": 1}
+    everything = all_deals(big_api, wide)
+    expected = set()
+    for d in everything:
+        low = _lowest_used_cents(big, d["asin"], d["creationDate"], days)
+        if low is not None and d["current"][2] <= low:
+            expected.add((d["asin"], d["creationDate"]))
+    lowest = all_deals(big_api, {**wide, "isFilterEnabled": True, flag: True})
+    assert keys(lowest) == expected
+    assert 0 < len(expected) < len(everything)
+    # Without isFilterEnabled the flag is ignored, as Keepa's filter options are.
+    assert keys(all_deals(big_api, {**wide, flag: True})) == keys(everything)
+
+
+def test_deal_pages_carry_dr_date_index_and_min_rating(api: Api) -> None:
+    deals = api.deal(USED_BOOKS).json()["deals"]
+    assert deals["drDateIndex"] == []
+    assert all(d["minRating"] == -1 for d in deals["dr"])
+
+
+FILTERS_ON: dict[str, Any] = {"isFilterEnabled": True}
+
+
+@pytest.mark.parametrize(
+    ("extra", "expect_any"),
+    [
+        ({"warehouseConditions": [2, 3]}, False),  # no warehouse deals are simulated
+        ({"isPrimeExclusive": True}, False),
+        ({**FILTERS_ON, "isLowestOffer": True}, False),  # USED is no new offer
+        ({"isLowestOffer": True}, True),  # ignored without isFilterEnabled
+        ({"binding": ["Paperback"]}, True),  # attribute lists need no switch
+        ({"binding": ["Blu-ray"]}, False),  # a binding no book has
+    ],
+)
+def test_deal_flags_and_attribute_lists_are_applied(
+    api: Api, extra: dict[str, object], expect_any: bool
+) -> None:
+    dr = api.deal({**USED_BOOKS, **extra}).json()["deals"]["dr"]
+    assert bool(dr) == expect_any
+    if "binding" in extra and dr:
+        products = api.product([d["asin"] for d in dr[:20]]).json()["products"]
+        assert {p["binding"] for p in products} == {"Paperback"}

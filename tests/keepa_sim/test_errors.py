@@ -39,7 +39,7 @@ def test_only_known_keys_are_accepted_when_keys_are_given(make_sim: SimFactory) 
     assert api.get("token", key="someone-elses-key").status_code == 200
 
 
-def test_an_expired_key_gets_402_with_its_balance_and_no_charge(
+def test_an_expired_key_gets_402_with_no_tokens_and_no_charge(
     sim: KeepaSimulator, api: Api
 ) -> None:
     api.deal(USED_BOOKS)
@@ -47,9 +47,21 @@ def test_an_expired_key_gets_402_with_its_balance_and_no_charge(
     for response in (api.deal(USED_BOOKS), api.get("token")):
         assert response.status_code == 402
         assert_error(response.json(), "PAYMENT_REQUIRED")
-        assert response.json()["tokensLeft"] == 295
-    sim.set_key(KEY, "active")
+        # An expired plan has nothing to spend and refills nothing.
+        body = response.json()
+        assert (body["tokensLeft"], body["refillRate"], body["refillIn"]) == (0, 0, 0)
+    sim.set_key(KEY, "active")  # renewed: the balance it had, less this deal page
     assert api.deal(USED_BOOKS).json()["tokensLeft"] == 290
+
+
+def test_a_key_expired_before_its_first_call_reports_no_full_bucket(
+    sim: KeepaSimulator, api: Api
+) -> None:
+    sim.set_key(KEY, "expired")
+    response = api.get("token")
+    assert response.status_code == 402
+    assert response.json()["tokensLeft"] == 0
+    assert sim.state()["keys"] == {}  # no bucket was made for it
 
 
 def test_an_unknown_key_status_can_be_set_over_http(api: Api) -> None:

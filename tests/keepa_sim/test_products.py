@@ -34,14 +34,25 @@ def offers_found(st: EventState) -> int:
     return st.count_new + st.count_used
 
 
-def test_known_products_cost_one_each_and_unknown_ones_are_skipped(
+def test_untracked_asins_come_back_without_data_and_malformed_ones_are_dropped(
     sim: KeepaSimulator, api: Api
 ) -> None:
     known = catalogue_asins(sim, 3)
-    body = api.product([known[0], "0000000000", known[1], "B0NOTREAL1", known[2], known[0]])
-    data = body.json()
-    assert [p["asin"] for p in data["products"]] == known
-    assert (data["tokensConsumed"], data["tokensLeft"]) == (3, 297)
+    asked = [known[0], "0000000000", known[1], "B0NOTREAL1", "XXXXXXXXXX", known[2], known[0]]
+    data = api.product(asked).json()
+    # XXXXXXXXXX is no ASIN (neither B0... nor an ISBN-10): dropped, as Keepa does.
+    got = [p["asin"] for p in data["products"]]
+    assert got == [known[0], "0000000000", known[1], "B0NOTREAL1", known[2]]
+    untracked = [p for p in data["products"] if p["asin"] not in known]
+    assert all(p["csv"] is None and p["productType"] == 3 for p in untracked)
+    assert (data["tokensConsumed"], data["tokensLeft"]) == (5, 295)
+
+
+def test_nothing_but_malformed_asins_gets_no_products_key(api: Api) -> None:
+    """The keepa client raises "Possibly invalid ASINs" exactly when `products` is absent."""
+    data = api.product(["XXXXXXXXXX", "123"]).json()
+    assert "products" not in data
+    assert (data["tokensConsumed"], data["tokensLeft"]) == (0, 300)
 
 
 def test_product_objects_have_keepas_layout(sim: KeepaSimulator, api: Api) -> None:

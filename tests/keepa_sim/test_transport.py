@@ -7,6 +7,7 @@ import gzip
 import http.client
 import json
 import logging
+import sys
 import time
 from urllib.parse import quote, urlsplit
 
@@ -16,6 +17,11 @@ import requests
 from keepa_deals.infra.clock import ManualClock
 from keepa_deals.keepa_sim import KeepaSimulator, SimulatorAdapter
 from tests.keepa_sim.conftest import KEY, USED_BOOKS, Api, SimFactory, catalogue_asins
+
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
 
 
 def connection(sim: KeepaSimulator) -> http.client.HTTPConnection:
@@ -37,6 +43,31 @@ def test_gzip_when_asked_and_keep_alive(sim: KeepaSimulator) -> None:
     assert plain.getheader("Content-Encoding") is None
     assert json.loads(plain.read())["deals"] == body["deals"]
     conn.close()
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("zstd, gzip, deflate", "zstd"),  # what the keepa package sends: Keepa answers zstd
+        ("gzip, deflate", "gzip"),
+        ("gzip, zstd;q=0", "gzip"),
+        ("br", None),
+    ],
+)
+def test_zstd_first_when_the_client_accepts_it(
+    sim: KeepaSimulator, accept: str, expected: str | None
+) -> None:
+    conn = connection(sim)
+    conn.request("GET", f"/token?key={KEY}", headers={"Accept-Encoding": accept})
+    answer = conn.getresponse()
+    raw = answer.read()
+    conn.close()
+    assert answer.getheader("Content-Encoding") == expected
+    if expected == "zstd":
+        raw = zstd.decompress(raw)
+    elif expected == "gzip":
+        raw = gzip.decompress(raw)
+    assert json.loads(raw)["tokensLeft"] == 300
 
 
 def test_the_adapter_answers_without_a_socket(clock: ManualClock) -> None:

@@ -31,6 +31,7 @@ from keepa_deals.service.celery_app import make_app
 from keepa_deals.store import RunStats, finish_run, open_store, start_run
 from keepa_deals.tokens import TokenManager
 from tests.e2e.conftest import stop_group
+from tests.support.locked_redis import LockedRedis
 
 ROOT = Path(__file__).resolve().parents[2]
 DIAGNOSTICS = ROOT / "Diagnostics"
@@ -206,10 +207,12 @@ def test_unreachable_redis_makes_the_suite_unhealthy_and_names_it(
     }
     out = suite.stdout
     assert re.search(r"^\[FAIL\] redis: unreachable at redis://127\.0\.0\.1:\d+/0", out, re.M)
-    assert "[FAIL] workers:" in out and "[FAIL] locks: Redis:" in out
+    assert "[FAIL] workers:" in out and "[FAIL] locks: unknown: Redis unreachable at" in out
     assert "[ok  ] database:" in out  # what does work is still reported
-    assert re.search(r"^FAIL redis: ", out, re.M)
-    assert "FAIL locks: Redis:" in out
+    assert re.search(r"^FAIL recharge unknown: Redis unreachable at redis://", out, re.M)
+    assert re.search(r"^FAIL tokens unknown: Redis unreachable at redis://", out, re.M)
+    assert re.search(r"^FAIL Redis unreachable at redis://", out, re.M)  # token logic
+    assert "FAIL locks: unknown: Redis unreachable at" in out
     each = [diag.script(name) for name in SCRIPTS]
     assert [r.returncode for r in each] == [1, 1, 1]
     # A verdict, never a crash: no script ends in a traceback.
@@ -265,3 +268,43 @@ def test_check_progress_fails_on_a_stall_and_on_a_lock_that_never_expires(
         "free itself (upsert by old-host:1:deadbeef)"
     ) in result.stdout
     assert KEY not in result.stdout + result.stderr
+
+
+ALL_SCRIPTS = (*SCRIPTS, "test_token_manager_logic.py")
+
+
+def test_a_refused_redis_password_reads_unknown_in_every_script(
+    tmp_path: Path, locked_redis: LockedRedis
+) -> None:
+    """Nothing in Redis can be read: no script may call a lock free or recharge off."""
+    wrong = "not-the-password-91c4"
+    diag = diag_env(tmp_path, locked_redis.url(wrong), "diag:", "http://127.0.0.1:9")
+    healthy_runs(diag.settings.deals_db_path)
+    where = f"redis://:***@127.0.0.1:{locked_redis.server.port}/0"
+    reason = f"Redis unreachable at {where}: invalid username-password pair"
+    results = {name: diag.script(name) for name in ALL_SCRIPTS}
+    assert {name: r.returncode for name, r in results.items()} == dict.fromkeys(ALL_SCRIPTS, 1)
+    out = {name: r.stdout for name, r in results.items()}
+    assert out["check_pause_status.py"].startswith(f"FAIL recharge unknown: {reason}")
+    assert out["token_status.py"].startswith(f"FAIL tokens unknown: {reason}")
+    assert f"FAIL locks: unknown: {reason}" in out["check_progress.py"]
+    assert out["test_token_manager_logic.py"].startswith(f"FAIL {reason}")
+    every = outputs(*results.values())
+    for lie in ("free", "none held", "recharge is off"):
+        assert lie not in every
+    assert "Traceback" not in every
+    assert wrong not in every and locked_redis.password not in every
+
+
+def test_a_token_script_error_is_named_as_one_not_as_redis_unreachable(
+    tmp_path: Path, redis_server: RedisServerProcess, redis_client: redis.Redis, prefix: str
+) -> None:
+    """Redis answers, but the token scripts fail (here WRONGTYPE on the state's key)."""
+    diag = diag_env(tmp_path, redis_server.url, prefix, "http://127.0.0.1:9")
+    redis_client.set(RedisKeys(prefix).token_state, "not a hash")
+    pause, tokens = diag.script("check_pause_status.py"), diag.script("token_status.py")
+    assert (pause.returncode, tokens.returncode) == (1, 1)
+    assert pause.stdout.startswith("FAIL recharge unknown: token script error: WRONGTYPE ")
+    assert tokens.stdout.startswith("FAIL tokens unknown: token script error: WRONGTYPE ")
+    assert "unreachable" not in outputs(pause, tokens)
+    assert "Traceback" not in outputs(pause, tokens)

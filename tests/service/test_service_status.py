@@ -189,7 +189,12 @@ def test_gather_reports_each_part_when_redis_is_unreachable(
 ) -> None:
     settings = settings_for("redis://127.0.0.1:9/0", "t:", db_path)
     report = gather(settings)
-    assert report["tokens"]["state"] == "error"
-    assert report["tokens"]["error"].startswith("Redis unreachable: ")
-    assert report["locks"]["state"] == "error"
+    assert report["tokens"]["state"] == "unknown"
+    assert report["tokens"]["cause"] == "unreachable"
+    assert report["tokens"]["error"].startswith("Redis unreachable at redis://127.0.0.1:9/0: ")
+    # Unknown for each task, never a None (free) nor an object walked as task names.
+    assert set(report["locks"]) == {"upsert", "backfill"}
+    for task in ("upsert", "backfill"):
+        assert report["locks"][task]["state"] == "unknown"
+        assert report["locks"][task]["cause"] == "unreachable"
     assert report["database"]["state"] == "ok"

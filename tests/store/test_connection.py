@@ -3,6 +3,7 @@ a writer fail (failure mode: database is locked)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -21,7 +22,9 @@ from keepa_deals.store import (
     transaction,
     upsert_deal,
 )
+from keepa_deals.store.errors import StoreError
 from keepa_deals.store.state import advance_watermark
+from tests.support.as_other_user import Raised, folder, other_user, run_as_other_user
 from tests.support.store_rows import NOW_S, accepted_row
 
 
@@ -168,3 +171,124 @@ def test_a_journal_mode_switch_locked_past_the_busy_timeout_is_reported() -> Non
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         _enter_wal(fake, deadline_s=started + 0.2)  # type: ignore[arg-type]
     assert time.monotonic() - started < 1.0
+
+
+# --- a database this user cannot write, and files that are no database -----------------
+
+
+def root_owned_database(var: Path) -> Path:
+    """What `sudo keepa-deals migrate` before a deploy leaves: a migrated deals.db owned
+    by root, mode 0644, in the service user's own folder."""
+    path = var / "deals.db"
+    open_store(path, busy_timeout_s=10).close()
+    path.chmod(0o644)
+    return path
+
+
+def write_a_watermark(path: Path) -> str:
+    """Open as the service does and write; what it got as a string."""
+    conn = connect(path, busy_timeout_s=10)
+    try:
+        with transaction(conn):
+            advance_watermark(conn, NOW_S, NOW_S)
+    finally:
+        conn.close()
+    return "written"
+
+
+def cannot_write(db: Path, which: Path, owner: str, mode: str) -> Raised:
+    user = other_user()
+    if which == db.parent:
+        problem = f"its folder {which} is owned by {owner}, mode {mode}"
+        fix = f"give the folder to that user: chown {user.pw_name}: {which}"
+    else:
+        problem = f"{which} is owned by {owner}, mode {mode}"
+        fix = f"give the database files to that user: chown {user.pw_name}: {db}*"
+    return Raised(
+        "DatabaseNotWritable",
+        f"{db}: {user.pw_name} (uid {user.pw_uid}) cannot write the database: {problem}; {fix}",
+    )
+
+
+def test_a_database_the_user_cannot_write_is_refused_at_open_naming_owner_and_mode() -> None:
+    """SQLite opens a file it cannot write read-only without a word: the database then
+    passed every start-up check and each run failed at its first write with "attempt
+    to write a readonly database"."""
+    with folder() as var:
+        db = root_owned_database(var)
+        result = run_as_other_user(lambda: write_a_watermark(db))
+        assert result == cannot_write(db, db, "root:root", "0644")
+
+
+def test_a_wal_or_shm_file_the_user_cannot_write_is_refused() -> None:
+    """The database is the user's, but its -wal and -shm, left while a connection is
+    open, are root's (copied or restored by root: SQLite itself gives them the
+    database's owner). A reader must write -shm too."""
+    with folder() as var:
+        db = root_owned_database(var)
+        user = other_user()
+        os.chown(db, user.pw_uid, user.pw_gid)
+        held = connect(db, busy_timeout_s=10)  # keeps -wal and -shm in place
+        try:
+            held.execute("SELECT COUNT(*) FROM deals").fetchone()
+            wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
+            for path in (wal, shm):
+                os.chown(path, 0, 0)
+                path.chmod(0o644)
+            result = run_as_other_user(lambda: write_a_watermark(db))
+        finally:
+            held.close()
+        assert result == cannot_write(db, wal, "root:root", "0644")
+
+
+def test_a_folder_the_user_cannot_write_is_refused() -> None:
+    """SQLite creates -wal and -shm beside the database: its folder must be writable."""
+    with folder(owner="root") as var:
+        db = root_owned_database(var)
+        user = other_user()
+        os.chown(db, user.pw_uid, user.pw_gid)
+        result = run_as_other_user(lambda: write_a_watermark(db))
+        assert result == cannot_write(db, var, "root:root", "0755")
+
+
+def test_a_database_the_user_owns_opens_and_takes_writes() -> None:
+    """The same checks as the service user in its own folder: nothing to refuse."""
+    with folder() as var:
+        db = var / "deals.db"
+        assert run_as_other_user(lambda: open_store(db, busy_timeout_s=10).close()) is None
+        assert run_as_other_user(lambda: write_a_watermark(db)) == "written"
+        assert db.stat().st_uid == other_user().pw_uid
+
+
+def test_a_file_that_is_no_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "deals.db"
+    content = b"not a database, a note someone saved here\n" * 40
+    path.write_bytes(content)
+    before = path.stat()
+    with pytest.raises(StoreError) as caught:
+        open_store(path)
+    assert str(caught.value) == (
+        f"{path}: not a SQLite database (file is not a database); it was left untouched: "
+        "restore it from a backup, or move it aside and run `keepa-deals migrate` to "
+        "start an empty one"
+    )
+    assert path.read_bytes() == content
+    assert path.stat().st_mtime_ns == before.st_mtime_ns
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deals.db"]  # no -wal, no -shm
+
+
+@pytest.mark.parametrize("what", ["a folder", "under a file"])
+def test_a_path_that_cannot_be_opened_is_refused_naming_it(tmp_path: Path, what: str) -> None:
+    if what == "a folder":
+        path = tmp_path / "deals.db"
+        path.mkdir()
+    else:
+        (tmp_path / "var").write_text("a file where the folder should be\n")
+        path = tmp_path / "var" / "deals.db"
+    with pytest.raises(StoreError) as caught:
+        open_store(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: cannot be opened (")
+    assert message.endswith(
+        "): DEALS_DB_PATH must name a file in a folder that exists or can be created"
+    )
