@@ -199,7 +199,7 @@ def _where(
             args[name] = value
     within_s = SEEN_WITHIN_S[filters.seen_within]
     if within_s is not None:
-        where.append("+first_seen_s >= :seen_since")
+        where.append("first_seen_s >= :seen_since")
         args["seen_since"] = int(now_s) - within_s
     return where, args
 
@@ -243,8 +243,15 @@ def _select(
         # indexes included, so a deep page seeks instead of scanning from the top.
         where.append(f"{key} {op}= :after_key AND ({key} {op} :after_key OR rowid {op} :after_row)")
         args["after_key"], args["after_row"] = after.value, after.row_id
+    # "First seen within" is the one filter known to be selective (a week is 2 % of a
+    # year's deals): read that window through its index and sort it, rather than walk
+    # the sort's index through every older deal looking for recent ones (all filters
+    # together took 3-6 s so at 400 000 accepted deals).
+    source = (
+        "deals INDEXED BY deals_accepted_by_first_seen" if filters.seen_within != "any" else "deals"
+    )
     sql = (
-        f"SELECT {_COLUMNS}, {key} AS sort_key FROM deals WHERE {' AND '.join(where)}"  # noqa: S608
+        f"SELECT {_COLUMNS}, {key} AS sort_key FROM {source} WHERE {' AND '.join(where)}"  # noqa: S608
         f" ORDER BY sort_key {direction}, rowid {direction} LIMIT :limit"
     )
     return sql, args

@@ -26,7 +26,6 @@ def plan(db_path: Path, sort: Sort, after: Cursor | None, costs: MyCosts = NO_CO
         min_percent_drop=1,
         min_buy_cents=100,
         max_buy_cents=5000,
-        seen_within="7d",
     )
     sql, args = _select(filters, sort, costs, NOW_S, after)
     args["limit"] = 51
@@ -53,3 +52,22 @@ def test_my_costs_profit_sort_cannot_use_an_index(db_path: Path) -> None:
     """Recomputed profit is an expression of the user's costs: a sort (documented)."""
     found = plan(db_path, Sort("profit_cents", "desc"), None, MyCosts(prep_fee_cents=100))
     assert "TEMP B-TREE" in found
+
+
+@pytest.mark.parametrize("column", sorted(SORT_COLUMNS))
+def test_first_seen_within_reads_only_its_window(db_path: Path, column: str) -> None:
+    """A recent window is small: read through deals_accepted_by_first_seen, then sorted."""
+    sql, args = _select(
+        DealFilters(seen_within="24h", min_buy_cents=100),
+        Sort(column, "desc"),
+        NO_COSTS,
+        NOW_S,
+        None,
+    )
+    args["limit"] = 51
+    conn = connect_readonly(db_path)
+    try:
+        found = " / ".join(str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+    finally:
+        conn.close()
+    assert "USING INDEX deals_accepted_by_first_seen (first_seen_s>?)" in found, found
