@@ -59,7 +59,7 @@ def test_first_seen_within_reads_only_its_window(db_path: Path, column: str) -> 
     """A recent window is small: read through deals_accepted_by_first_seen, then sorted."""
     sql, args = _select(
         DealFilters(seen_within="24h", min_buy_cents=100),
-        Sort(column, "desc"),
+        Sort(column, "desc"),  # type: ignore[arg-type]
         NO_COSTS,
         NOW_S,
         None,
