@@ -6,8 +6,11 @@ api); templates and static files sit beside them.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -29,6 +32,7 @@ from keepa_deals.dashboard.security import CSRF_COOKIE, is_admin
 from keepa_deals.dashboard.state import STATIC, TEMPLATES, Dashboard, DoctorCache
 from keepa_deals.infra.checks import Check
 
+log = logging.getLogger(__name__)
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
     " connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none';"
@@ -67,7 +71,15 @@ def create_app(
     clock: Callable[[], float] | None = None,
     doctor_checks: Sequence[Callable[[Settings], Check]] | None = None,
 ) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The snapshots Health and /metrics serve take seconds to compute at a million
+        # deals: start them now, so that the first visitor does not wait for them.
+        threading.Thread(target=_warm, args=(app.state.dash,), daemon=True).start()
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="keepa-deals dashboard",
         version=__version__,
         description="The accepted deals, the harvest's health and the token budget.",
@@ -151,6 +163,14 @@ def create_app(
     for router in (api.router, pages.router, health.router, metrics.router, admin.router):
         app.include_router(router)
     return app
+
+
+def _warm(d: Dashboard) -> None:
+    try:
+        d.snapshot("health", lambda: health.read_health(d))
+        d.snapshot("metrics", metrics.HarvestCollector(d).read_database)
+    except Exception:  # a page computes it then, and says what failed
+        log.exception("dashboard: computing the first snapshots failed")
 
 
 def _invalid(

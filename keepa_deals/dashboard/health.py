@@ -36,7 +36,7 @@ def _in_words(seconds: float | None, none: str) -> str:
 
 @router.get("/health", response_class=HTMLResponse, include_in_schema=False)
 def health_view(request: Request, d: Annotated[Dashboard, Depends(dash)]) -> Response:
-    (status, series), status_age_s = d.snapshot("health", lambda: _health(d))
+    (status, series), status_age_s = d.snapshot("health", lambda: read_health(d))
     checks, age_s = d.doctor.get()
     failing = [c for c in checks if c.outcome == "fail"]
     return d.templates.TemplateResponse(
@@ -55,7 +55,7 @@ def health_view(request: Request, d: Annotated[Dashboard, Depends(dash)]) -> Res
     )
 
 
-def _health(d: Dashboard) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def read_health(d: Dashboard) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """What `keepa-deals status` reads, and the last day's series: a scan of the deals
     table, so computed in the background (Dashboard.snapshot), not per request."""
     status = gather(d.settings)

@@ -46,6 +46,7 @@ from keepa_deals.store import (
     upsert_deal,
     zombie_deals,
 )
+from keepa_deals.store.deal_history import compact_history, save_history
 
 QUARANTINED = "quarantined"
 INCOMPLETE = "incomplete_product"
@@ -191,6 +192,7 @@ def _commit_rows(
                     verdict, domain=row.domain, source=row.source, now_s=now_s
                 )
                 upsert_deal(ctx.conn, repaired)
+                save_history(ctx.conn, row.asin, row.domain, compact_history(product, now_s), now_s)
                 run.stats.deals_accepted += 1
                 if _incomplete(ctx, repaired):
                     # Keepa itself lacks the field (a title, say): paying again each run

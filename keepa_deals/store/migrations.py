@@ -35,6 +35,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "indexes for pruning history", schema.V3_PRUNABLE_HISTORY),
     Migration(4, "price and rank history of accepted deals", schema.V4_DEAL_HISTORY),
     Migration(5, "an index for every dashboard sort", schema.V5_DASHBOARD_SORTS),
+    Migration(6, "the percent-drop sort's index", schema.V6_PERCENT_DROP_SORT),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -151,3 +151,21 @@ def test_metrics_without_redis_still_report_the_database(make_client: ClientFact
     assert m[("keepa_deals_redis_up", ())] == 0.0
     assert m[("keepa_deals_deals", (("status", "accepted"),))] == 6.0
     assert NOW_S  # the database's clock is the test's
+
+
+def test_start_up_computes_the_snapshots_before_the_first_visitor(
+    make_client: ClientFactory,
+) -> None:
+    client = make_client()
+    dash = client.app.state.dash  # type: ignore[attr-defined]
+    assert dash.snapshots == {}
+    with client:  # runs the app's lifespan, as uvicorn does
+        deadline = time.monotonic() + 60
+        while not all(name in dash.snapshots for name in ("health", "metrics")):
+            assert time.monotonic() < deadline, dash.snapshots
+            time.sleep(0.01)
+        (status, series), _ = dash.snapshots["health"].get()
+        assert status["database"]["state"] == "ok"
+        assert series is not None
+        families, _ = dash.snapshots["metrics"].get()
+        assert "keepa_deals_deals" in {f.name for f in families}

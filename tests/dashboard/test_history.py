@@ -118,3 +118,22 @@ def test_the_harvest_stores_a_history_for_every_deal_it_accepts(
     }
     assert set(stored) == accepted
     assert all(s["used"] and s["rank"] for s in stored.values())
+
+
+def test_a_repaired_zombie_gets_its_history_too(make_harness: HarnessFactory) -> None:
+    """The backfiller's repair commits a product again (stage 2, with history): the
+    chart follows, as for a deal accepted the first time."""
+    h = make_harness(**GENEROUS)
+    h.backfill()
+    accepted = {r[0] for r in h.conn.execute("SELECT asin FROM deals WHERE status = 'accepted'")}
+    assert accepted
+    h.conn.execute("DELETE FROM deal_history")
+    h.conn.execute(
+        "UPDATE deals SET sell_price_cents = NULL, profit_cents = NULL, roi_percent = NULL"
+        " WHERE status = 'accepted'"
+    )
+    h.backfill()
+    repaired = {r[0] for r in h.conn.execute("SELECT asin FROM deals WHERE status = 'accepted'")}
+    assert repaired
+    stored = {r[0] for r in h.conn.execute("SELECT asin FROM deal_history")}
+    assert repaired <= stored

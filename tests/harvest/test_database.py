@@ -69,6 +69,7 @@ def test_a_drifted_database_stops_the_run_before_a_token_is_spent(
     drifted = connect(h.settings.deals_db_path)
     migrate(drifted)
     drifted.execute("DROP VIEW dashboard_deals")
+    drifted.execute("DROP INDEX deals_accepted_by_percent_drop")  # SQLite refuses otherwise
     drifted.execute("ALTER TABLE deals DROP COLUMN percent_drop")
     drifted.close()
     with pytest.raises(SchemaDrift, match="percent_drop"):

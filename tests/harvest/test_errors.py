@@ -26,6 +26,17 @@ from tests.support.harness import (
 )
 
 NO_VARIATION_FILTER = {"singleVariation": False}
+# Every deal passes stage 0 (no fees, no thresholds), so the first run's deals reach
+# /product whatever the simulator's prices: these tests are about the faults there.
+EVERY_DEAL_PEEKED = {
+    "min_profit_cents": 0,
+    "min_roi_percent": 0,
+    "min_percent_drop": 0,
+    "buy_shipping_cents": 0,
+    "referral_fee_percent": 0.0,
+    "closing_fee_cents": 0,
+    "fba_fee_cents": 0,
+}
 
 
 def test_a_429_on_the_deal_page_is_not_the_end_of_the_deals(
@@ -62,7 +73,7 @@ def test_a_429_on_a_backfill_page_moves_the_cursor_neither_way(
 def test_a_429_while_evaluating_leaves_the_deals_pending(
     make_harness: HarnessFactory,
 ) -> None:
-    h = make_harness(min_percent_drop=0, min_profit_cents=0, min_roi_percent=0)
+    h = make_harness(**EVERY_DEAL_PEEKED)
     h.sim.set_faults({"storm_429": 1, "endpoints": ["product"]})
     stopped = h.upsert()
     assert stopped.stop_reason == "http_429" and stopped.stats.deals_peeked == 0
@@ -74,7 +85,7 @@ def test_a_429_while_evaluating_leaves_the_deals_pending(
 
 
 def test_a_timed_out_call_blocks_nothing_for_good(make_harness: HarnessFactory) -> None:
-    h = make_harness(min_percent_drop=0, min_profit_cents=0, min_roi_percent=0)
+    h = make_harness(**EVERY_DEAL_PEEKED)
     h.sim.set_faults({"timeout_after_charge": 1, "timeout_mode": "drop", "endpoints": ["product"]})
     stopped = h.upsert()
     assert stopped.stop_reason == "keepa_timeout"
@@ -91,7 +102,7 @@ def test_a_timed_out_call_blocks_nothing_for_good(make_harness: HarnessFactory) 
 def test_a_crash_mid_batch_leaves_no_database_lock(
     make_harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    h = make_harness(min_percent_drop=0, min_profit_cents=0, min_roi_percent=0)
+    h = make_harness(**EVERY_DEAL_PEEKED)
 
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("worker killed mid-batch")
@@ -130,7 +141,7 @@ def test_a_run_that_loses_its_lock_stops_between_batches(
 def test_an_asin_that_keeps_failing_is_quarantined_not_retried_forever(
     make_harness: HarnessFactory,
 ) -> None:
-    h = make_harness(min_percent_drop=0, min_profit_cents=0, min_roi_percent=0)
+    h = make_harness(**EVERY_DEAL_PEEKED)
     h.sim.set_faults({"drop_products_rate": 1.0})  # Keepa never returns the products
     limit = h.settings.quarantine_after_failures
     for _ in range(limit):
@@ -146,7 +157,7 @@ def test_an_asin_that_keeps_failing_is_quarantined_not_retried_forever(
 
 
 def test_a_server_error_counts_a_failure_and_keeps_the_deals(make_harness: HarnessFactory) -> None:
-    h = make_harness(min_percent_drop=0, min_profit_cents=0, min_roi_percent=0)
+    h = make_harness(**EVERY_DEAL_PEEKED)
     h.sim.set_faults({"error_5xx_next": 1, "endpoints": ["product"]})
     stopped = h.upsert()
     assert stopped.stop_reason == "keepa_error" and stopped.stats.deals_failed > 0

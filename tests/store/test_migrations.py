@@ -119,6 +119,7 @@ def test_a_missing_column_is_reported_at_open(db_path: Path) -> None:
     not."""
     conn = open_store(db_path)
     conn.execute("DROP VIEW dashboard_deals")
+    conn.execute("DROP INDEX deals_accepted_by_percent_drop")  # SQLite refuses otherwise
     conn.execute("ALTER TABLE deals DROP COLUMN percent_drop")
     conn.close()
     with pytest.raises(SchemaDrift) as info:
