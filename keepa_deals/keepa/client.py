@@ -389,13 +389,8 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
         seen.add(id(current))
         if isinstance(current, NewConnectionError | ConnectionRefusedError | NameResolutionError):
             return True
-        pending.extend(
-            [
-                current.__cause__,
-                current.__context__,
-                *[arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)],
-            ]
-        )
+        pending += [current.__cause__, current.__context__]
+        pending += [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
             pending.append(reason)

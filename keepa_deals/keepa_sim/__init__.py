@@ -10,8 +10,11 @@ keepa_deals.keepa_sim`) or in-process (`KeepaSimulator(...).start()`), or answer
 - `bucket.py`     one key's token bucket; `accounts.py` keys and counters
 - `catalogue.py`  the products (`words.py` their names); `timeline.py` when and how
                   they change; `hashing.py` the keyed randomness behind both
-- `deal_record.py`, `selection.py`, `deals.py`  /deal
-- `products.py`, `product_parts.py`  /product
+- `deal_record.py`, `deal_measures.py`, `selection.py`, `deals.py`  /deal
+- `products.py` /product: `product_params.py` the request and its price,
+                  `history.py` whole histories and stats, `product_parts.py` offers and
+                  static fields, `buybox.py` the buy box holders
+- `categories.py` /category and /search
 - `wire.py`       the transport-neutral Response and JSON assembly
 - `faults.py`     injected faults (the JSON schema is in its docstring)
 - `timesource.py` wall, scaled, manual or shared clocks; `cli.py` the command

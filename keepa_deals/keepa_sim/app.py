@@ -29,7 +29,8 @@ from keepa_deals.keepa_sim.categories import COST as CATEGORY_COST
 from keepa_deals.keepa_sim.categories import CategoryIndex
 from keepa_deals.keepa_sim.deals import DealEngine
 from keepa_deals.keepa_sim.faults import Faults, inject_nulls
-from keepa_deals.keepa_sim.products import ProductBuilder, is_asin, is_code, parse_product_params
+from keepa_deals.keepa_sim.product_params import is_asin, is_code, parse_product_params
+from keepa_deals.keepa_sim.products import ProductBuilder
 from keepa_deals.keepa_sim.selection import DEFAULT_SELECTION, DOMAINS, parse_selection
 from keepa_deals.keepa_sim.timesource import TimeSource
 from keepa_deals.keepa_sim.wire import RawJSON, RequestError, Response, json_response

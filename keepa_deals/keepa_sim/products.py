@@ -7,14 +7,16 @@ costs is decided by what was returned (Keepa's rule), see `product_cost`.
 
 from __future__ import annotations
 
-import datetime
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
 from keepa_deals.keepa.keepa_time import unix_s_to_keepa_minutes
+from keepa_deals.keepa_sim.buybox import (
+    buybox_history,
+    buybox_seller,
+    used_buybox_history,
+    used_buybox_seller,
+)
 from keepa_deals.keepa_sim.catalogue import ProductProfile
 from keepa_deals.keepa_sim.hashing import fmix, unit
 from keepa_deals.keepa_sim.history import (
@@ -25,148 +27,25 @@ from keepa_deals.keepa_sim.history import (
     spread,
     spread_points,
 )
+from keepa_deals.keepa_sim.product_params import (
+    ProductParams,
+    product_cost,
+)
 from keepa_deals.keepa_sim.product_parts import (
-    AMAZON_SELLER,
     Offer,
     aplus_json,
     live_offers,
     offers_json,
-    seller_id,
     static_members,
     untracked_members,
     videos_json,
 )
-from keepa_deals.keepa_sim.selection import DOMAINS
 from keepa_deals.keepa_sim.timeline import EventState, Timeline
-from keepa_deals.keepa_sim.wire import RawJSON, RawMembers, RequestError
+from keepa_deals.keepa_sim.wire import RawJSON, RawMembers
 
-MAX_ASINS = 100
 _MAX_CACHED = 20_000
 _MAX_HISTORIES = 128  # whole histories kept (each a few hundred states)
-_ASIN_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _DAY_MIN = 1440
-
-
-@dataclass(frozen=True)
-class ProductParams:
-    domain: int
-    items: tuple[str, ...]
-    by_code: bool = False
-    stats_days: int | None = None
-    stats_range: tuple[int, int] | None = None  # (start, end) unix ms, for a date range
-    history: bool = True
-    days: int | None = None
-    update_hours: int | None = None
-    offers: int | None = None
-    only_live_offers: bool = False
-    rating: bool = False
-    buybox: bool = False
-    stock: bool = False
-    videos: bool = False
-    aplus: bool = False
-
-
-def _opt_int(query: Mapping[str, str], name: str) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise RequestError(400, f"parameter {name} must be an integer") from None
-
-
-def parse_product_params(query: Mapping[str, str]) -> ProductParams:
-    domain = _opt_int(query, "domain")
-    if domain is None:
-        raise RequestError(400, "the domain parameter is required")
-    if domain not in DOMAINS:
-        raise RequestError(405, f"domain {domain} is not a Keepa domain")
-    by_code = "asin" not in query and "code" in query
-    raw_items = query.get("code" if by_code else "asin", "")
-    items = tuple(dict.fromkeys(i.strip().upper() for i in raw_items.split(",") if i.strip()))
-    if not items:
-        raise RequestError(400, "asin or code parameter is required")
-    if len(items) > MAX_ASINS:
-        raise RequestError(405, f"{len(items)} products requested: at most {MAX_ASINS}")
-    offers = _opt_int(query, "offers")
-    if offers is not None and not 20 <= offers <= 100:
-        raise RequestError(405, f"offers={offers}: must be within 20..100")
-    stats_days, stats_range = parse_stats(query.get("stats"))
-    days = _opt_int(query, "days")
-    return ProductParams(
-        domain=domain,
-        items=items,
-        by_code=by_code,
-        stats_days=stats_days,
-        stats_range=stats_range,
-        history=query.get("history", "1") != "0",
-        days=days if days and days > 0 else None,
-        update_hours=_opt_int(query, "update"),
-        offers=offers,
-        only_live_offers=query.get("only-live-offers") == "1",
-        rating=query.get("rating") == "1",
-        buybox=query.get("buybox") == "1",
-        stock=query.get("stock") == "1",
-        videos=query.get("videos") == "1",
-        aplus=query.get("aplus") == "1",
-    )
-
-
-def parse_stats(raw: str | None) -> tuple[int | None, tuple[int, int] | None]:
-    """`stats`: a day count, or a "start,end" date range (each yyyy-MM-dd or unix ms)."""
-    if not raw:
-        return None, None
-    if raw.isdigit():
-        return int(raw) or None, None
-    parts = raw.split(",")
-    if len(parts) != 2:
-        raise RequestError(400, f"stats={raw}: a day count or start,end")
-    ends = []
-    for part in (p.strip() for p in parts):
-        try:
-            if part.isdigit():
-                ends.append(int(part))
-            else:
-                day = datetime.datetime.strptime(part, "%Y-%m-%d").replace(tzinfo=UTC)
-                ends.append(int(day.timestamp() * 1000))
-        except ValueError:
-            raise RequestError(400, f"stats={raw}: dates are yyyy-MM-dd or unix ms") from None
-    if ends[1] <= ends[0]:
-        raise RequestError(400, f"stats={raw}: the range ends before it starts")
-    return None, (ends[0], ends[1])
-
-
-def is_asin(item: str) -> bool:
-    """Keepa's shape of an ASIN: ten letters or digits, either B0 and eight more, or an
-    ISBN-10 (nine digits and a check digit or X, the check digit right)."""
-    if len(item) != 10 or not set(item) <= _ASIN_CHARS:
-        return False
-    if item.startswith("B0"):
-        return True
-    if not item[:9].isdigit() or not (item[9].isdigit() or item[9] == "X"):
-        return False
-    total = sum((10 - i) * int(d) for i, d in enumerate(item[:9]))
-    total += 10 if item[9] == "X" else int(item[9])
-    return total % 11 == 0
-
-
-def is_code(item: str) -> bool:
-    """A product code (UPC, EAN, ISBN-13): 8 to 14 digits."""
-    return item.isdigit() and 8 <= len(item) <= 14
-
-
-def product_cost(params: ProductParams, offer_pages: int, offers_failed: bool, fresh: bool) -> int:
-    """Keepa's /product price for one returned product."""
-    if params.offers is not None:
-        cost = 1 if offers_failed else 6 * offer_pages + (2 if params.stock else 0)
-    else:
-        cost = 1 + (2 if params.buybox else 0)
-    if params.rating:
-        cost += 1
-    if params.update_hours == 0 and fresh:
-        cost += 1  # a forced refresh of data under an hour old
-    return cost
 
 
 class ProductBuilder:
@@ -491,44 +370,4 @@ def eligible_counts(offers: list[Offer]) -> list[int]:
     out = [0] * 8
     for o in offers:
         out[(0 if o.condition == 1 else 2) + (0 if o.fba else 1)] += 1
-    return out
-
-
-def buybox_seller(p: ProductProfile, state: EventState) -> str:
-    """Who holds the new buy box in a state: Amazon when it sells, else a seller."""
-    if state.new <= 0:
-        return "-1"
-    if state.amazon > 0:
-        return AMAZON_SELLER
-    return seller_id((fmix(p.key ^ (state.cycle * 0x9E37 & 0xFFFFFFFF)) >> 8) % 500)
-
-
-def used_buybox_seller(p: ProductProfile, state: EventState) -> str:
-    """The used buy box: a good-condition FBA offer (BUY_BOX_USED_SHIPPING's price)."""
-    if state.used <= 0:
-        return ""
-    return seller_id((fmix(p.key ^ 0xB0B ^ (state.cycle * 0x9E37 & 0xFFFFFFFF)) >> 8) % 500)
-
-
-def buybox_history(p: ProductProfile, states: list[EventState]) -> list[str]:
-    """[time, sellerId, ...] at each change of the buy box holder ("-1": nobody)."""
-    out: list[str] = []
-    last = None
-    for st in states:
-        seller = buybox_seller(p, st)
-        if seller != last:
-            out += (str(st.time_km), seller)
-            last = seller
-    return out
-
-
-def used_buybox_history(p: ProductProfile, states: list[EventState]) -> list[str]:
-    """[time, sellerId, condition, isFBA, ...] ("" as the seller: no used buy box)."""
-    out: list[str] = []
-    last = None
-    for st in states:
-        seller = used_buybox_seller(p, st)
-        if seller != last:
-            out += (str(st.time_km), seller, "4" if seller else "", "1" if seller else "")
-            last = seller
     return out
