@@ -21,6 +21,7 @@ from dotenv import dotenv_values
 from keepa_deals.errors import ConfigError, KeepaDealsError
 from keepa_deals.infra.file_access import current_group_name, current_user, owner_and_mode
 from keepa_deals.infra.redact import mask_url_password
+from keepa_deals.settings.dashboard import DashboardSettings
 from keepa_deals.settings.parsers import (
     DEFAULT_DEAL_QUERY,
     KEEPA_DOMAINS,
@@ -30,7 +31,6 @@ from keepa_deals.settings.parsers import (
     example_text,
 )
 from keepa_deals.settings.rules import check_all
-from keepa_deals.settings.runtime import RuntimeSettings
 
 __all__ = [
     "DEFAULT_DEAL_QUERY",
@@ -85,7 +85,7 @@ def _read_env_file(path: Path) -> dict[str, str]:
 
 
 @dataclass(frozen=True, repr=False)
-class Settings(RuntimeSettings):
+class Settings(DashboardSettings):
     """Every setting (declared in keepa_deals/settings/), loaded and validated."""
 
     def __post_init__(self) -> None:
@@ -140,7 +140,7 @@ class Settings(RuntimeSettings):
         out: dict[str, str] = {}
         for var in VARIABLES:
             value = getattr(self, var.attr)
-            if var.attr == "keepa_api_key":
+            if var.attr in _SECRETS:
                 out[var.name] = mask_key(value)
             elif var.attr == "redis_url":
                 out[var.name] = mask_url_password(value)
@@ -158,11 +158,15 @@ class Settings(RuntimeSettings):
 
     def _shown(self, attr: str) -> object:
         value = getattr(self, attr)
-        if attr == "keepa_api_key":
+        if attr in _SECRETS:
             return mask_key(value)
         if attr == "redis_url":
             return mask_url_password(value)
         return value
+
+
+# Shown only as their length, wherever settings are printed.
+_SECRETS = frozenset({"keepa_api_key", "dashboard_password"})
 
 
 def mask_key(key: str | None) -> str:

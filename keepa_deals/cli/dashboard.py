@@ -21,16 +21,21 @@ from keepa_deals.errors import KeepaDealsError
 
 @click.command("dashboard")
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to bind.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
-def dashboard_command(host: str, port: int) -> None:
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help=f"Port to bind  [default: DASHBOARD_PORT, else {DEFAULT_PORT}]",
+)
+def dashboard_command(host: str, port: int | None) -> None:
     """Serve the deals dashboard (read-only; 127.0.0.1 unless DASHBOARD_PASSWORD is set)."""
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
     from keepa_deals.dashboard.app import create_app  # noqa: PLC0415
 
     settings = load_settings()
+    port = port or settings.dashboard_port
     try:
-        config = DashboardConfig.from_env(settings)
+        config = DashboardConfig.from_settings(settings)
         line = check_bind(host, config)
     except KeepaDealsError as exc:
         fail(str(exc))

@@ -4,22 +4,18 @@ service's (keepa_deals.config.Settings holds the rest: the database, Redis, the 
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
-
-from dotenv import dotenv_values
 
 from keepa_deals.config import DEFAULT_DEAL_QUERY, Settings
 from keepa_deals.errors import ConfigError
+from keepa_deals.settings.dashboard import DashboardSettings
 
 DEFAULT_HOST = "127.0.0.1"
 KEEPA_HOST = "api.keepa.com"
-DEFAULT_PORT = 8080
-DEFAULT_SESSION_S = 8 * 3600
+# The declared default (keepa_deals/settings/dashboard.py), for a caller without Settings.
+DEFAULT_PORT: int = DashboardSettings.dashboard_port
 DOCTOR_EVERY_S = 30.0  # /healthz, /health and the banner reuse one doctor run this long
 
 
@@ -27,7 +23,7 @@ DOCTOR_EVERY_S = 30.0  # /healthz, /health and the banner reuse one doctor run t
 class DashboardConfig:
     settings: Settings
     password: str | None = field(default=None, repr=False)
-    session_s: int = DEFAULT_SESSION_S
+    session_s: int = 8 * 3600
     # Signs session and CSRF cookies. Random per process: a restart logs everyone out,
     # which is the safe direction.
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
@@ -48,28 +44,12 @@ class DashboardConfig:
         return self.settings.deal_query_path.resolve() != DEFAULT_DEAL_QUERY.resolve()
 
     @classmethod
-    def from_env(
-        cls,
-        settings: Settings,
-        environ: Mapping[str, str] | None = None,
-        dotenv_path: str | os.PathLike[str] | None = None,
-    ) -> DashboardConfig:
-        merged: dict[str, str] = {}
-        env_file = Path(dotenv_path) if dotenv_path is not None else Path(".env")
-        if env_file.is_file():
-            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-        merged.update(os.environ if environ is None else environ)
-        password = merged.get("DASHBOARD_PASSWORD") or None
-        raw = merged.get("DASHBOARD_SESSION_S", str(DEFAULT_SESSION_S))
-        try:
-            session_s = int(raw)
-        except ValueError:
-            raise ConfigError("DASHBOARD_SESSION_S", raw, "must be whole seconds") from None
-        if not 60 <= session_s <= 30 * 86_400:
-            raise ConfigError("DASHBOARD_SESSION_S", raw, "must be 60..2592000 seconds")
-        if password is not None and len(password) < 12:
-            raise ConfigError("DASHBOARD_PASSWORD", "<hidden>", "must be at least 12 characters")
-        return cls(settings=settings, password=password, session_s=session_s)
+    def from_settings(cls, settings: Settings) -> DashboardConfig:
+        return cls(
+            settings=settings,
+            password=settings.dashboard_password,
+            session_s=settings.dashboard_session_s,
+        )
 
 
 def is_loopback(host: str) -> bool:

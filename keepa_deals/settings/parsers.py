@@ -110,6 +110,19 @@ def optional_key(name: str, raw: str) -> str | None:
     return key
 
 
+def password(min_chars: int) -> Callable[[str, str], str | None]:
+    def parse(name: str, raw: str) -> str | None:
+        value = raw.strip()
+        if not value:
+            return None
+        if len(value) < min_chars:
+            # Never echo a password back, even a short one.
+            raise ConfigError(name, "<hidden>", f"must be at least {min_chars} characters")
+        return value
+
+    return parse
+
+
 def url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
     def parse(name: str, raw: str) -> str:
         value = raw.strip().rstrip("/")

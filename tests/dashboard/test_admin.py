@@ -64,7 +64,17 @@ def test_the_command_refuses_a_public_bind_without_a_password(
 
 def test_a_short_password_is_refused() -> None:
     with pytest.raises(ConfigError, match="at least 12"):
-        DashboardConfig.from_env(Settings(), environ={"DASHBOARD_PASSWORD": "short"})
+        Settings.from_mapping({"DASHBOARD_PASSWORD": "short"})
+
+
+def test_the_dashboard_reads_its_settings_from_the_one_settings_object() -> None:
+    settings = Settings.from_mapping(
+        {"DASHBOARD_PASSWORD": PASSWORD, "DASHBOARD_SESSION_S": "600", "DASHBOARD_PORT": "8099"}
+    )
+    config = DashboardConfig.from_settings(settings)
+    assert (config.password, config.session_s) == (PASSWORD, 600)
+    assert settings.dashboard_port == 8099
+    assert PASSWORD not in repr(settings) and PASSWORD not in str(settings.masked())
 
 
 def test_sessions_expire() -> None:
