@@ -27,6 +27,7 @@ from keepa_deals.service.timebase import now_s, service_clock
 from keepa_deals.store import get_watermark, open_from_settings, transaction
 from keepa_deals.store.state import WATERMARK, advance_watermark
 from keepa_deals.tokens import TokenManager
+from keepa_deals.tokens.errors import TokenScriptError
 from keepa_deals.tokens.manager import TokenStateMissing
 from keepa_deals.tokens.status import TokenSnapshot
 
@@ -169,7 +170,7 @@ def pause_command() -> None:
     """Turn recharge on by hand: gated classes wait until resume or RECHARGE_TIMEOUT_S."""
     try:
         st = _manager().set_recharge(True)
-    except (TokenStateMissing, redis.RedisError) as exc:
+    except (TokenStateMissing, TokenScriptError, redis.RedisError) as exc:
         fail(str(exc), code=1)
     # set_recharge raises when there is no state, and a pause always has a timeout.
     assert isinstance(st, TokenSnapshot) and st.recharge.timeout_at is not None
@@ -182,7 +183,7 @@ def resume_command() -> None:
     """Turn recharge off by hand."""
     try:
         _manager().set_recharge(False)
-    except (TokenStateMissing, redis.RedisError) as exc:
+    except (TokenStateMissing, TokenScriptError, redis.RedisError) as exc:
         fail(str(exc), code=1)
     click.echo("recharge is now OFF (by hand); automatic re-entry is blocked for one timeout")
 

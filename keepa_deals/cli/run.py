@@ -43,6 +43,7 @@ from keepa_deals.infra.redis_server import RedisServerError, RedisServerProcess
 from keepa_deals.service import shutdown
 from keepa_deals.service.preflight import PreflightFailed, preflight
 from keepa_deals.service.status import db_status, token_status
+from keepa_deals.tokens.errors import TokenScriptError
 
 SIMULATOR_KEY = "keepadealsSIMULATORdemokey0000"
 DEMO_DEFAULTS = {
@@ -130,6 +131,8 @@ def _progress_line(settings: Settings, client: redis.Redis) -> str:
             parts.append(
                 f"tokens {tokens['balance']}/{tokens['capacity']} (+{tokens['rate_per_min']}/min)"
             )
+    except TokenScriptError:
+        parts.append("token script error (keepa-deals status names it)")
     except redis.RedisError:
         parts.append("redis unreachable")
     return " | ".join(parts)

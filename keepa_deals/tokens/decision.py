@@ -22,7 +22,9 @@ class Decision:
     # only another class's action (its request expiring or being served) can admit it.
     wait_s: float
     # "ok", "threshold", "hard_stop", "deficit_floor", "recharge",
-    # "yield_to_priority" or "yield_to_share".
+    # "yield_to_priority" or "yield_to_share"; "syncing" while another worker asks
+    # /token; "rate_unconfirmed" when the request would be impossible at a refill rate
+    # a reply named and /token has not confirmed it yet.
     reason: str
     balance: int
     target: int

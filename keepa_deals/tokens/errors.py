@@ -48,6 +48,18 @@ class AcquireStopped(TokenError):
         super().__init__(f"{cls}: asked to stop after waiting {waited_s:.1f}s for {cost} tokens")
 
 
+class TokenScriptError(TokenError):
+    """A token script failed inside Redis: Redis answered, so it is reachable, and the
+    cause is the script or the state it read. Carries the script and Redis's error text
+    (the scripts' arguments never hold the API key). Deliberately not a RedisError:
+    callers that read RedisError as "Redis unreachable" must not read this so."""
+
+    def __init__(self, script: str, detail: str) -> None:
+        self.script = script
+        self.detail = detail
+        super().__init__(f"token script {script} failed in Redis: {detail}")
+
+
 class UnknownTokenClass(TokenError, KeyError):
     def __init__(self, cls: str, known: list[str]) -> None:
         self.cls = cls

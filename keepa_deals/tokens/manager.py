@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
 
@@ -38,7 +38,7 @@ from keepa_deals.tokens.status import TokenSnapshot, TokenStatus, status_from_sc
 if TYPE_CHECKING:
     from keepa_deals.config import Settings
     from keepa_deals.infra.clock import Clock
-    from keepa_deals.keepa.client import KeepaClient
+    from keepa_deals.keepa.replies import KeepaReply
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,16 @@ SYNC_LOCK_TTL_S = 30
 # Clock seconds between two looks at acquire()'s `stop` while it waits: a stopping
 # worker's run sees it within this, and the looks cost nothing (a flag, no Redis).
 STOP_CHECK_S = 1.0
+# Why acquire.lua asks for a sync (its reply's third element).
+SYNC_STALE = 0  # the state is there but old: on failure, decide on the estimate
+SYNC_MISSING = 1  # no state at all: nothing to decide on
+SYNC_CONFIRM_RATE = 2  # "impossible" at a rate only a reply named: /token confirms it
+
+
+class TokenSource(Protocol):
+    """What a sync needs of Keepa: its free /token (KeepaClient is one)."""
+
+    def token(self) -> KeepaReply: ...
 
 
 class TokenStateMissing(TokenError):
@@ -61,7 +71,7 @@ class TokenManager:
         policy: TokenPolicy,
         keys: RedisKeys,
         clock: Clock | None = None,
-        keepa: KeepaClient | None = None,
+        keepa: TokenSource | None = None,
     ) -> None:
         self.redis = client
         self.policy = policy
@@ -84,7 +94,7 @@ class TokenManager:
         settings: Settings,
         redis: redis.Redis | None = None,
         clock: Clock | None = None,
-        keepa: KeepaClient | None = None,
+        keepa: TokenSource | None = None,
     ) -> TokenManager:
         client = redis if redis is not None else redis_client(settings.redis_url)
         return cls(
@@ -155,6 +165,7 @@ class TokenManager:
         """One decision, never waits. Granted decisions carry the Grant to settle."""
         self._check(cls, cost)
         can_sync = self.keepa is not None
+        confirm_asked = False
         for _ in range(2):
             # acquire.lua's reply is an array: [status, ...] (its header lists each shape).
             res = self._scripts.acquire(self._now_arg(), cls, cost, can_sync)
@@ -167,18 +178,20 @@ class TokenManager:
                 wait_s = math.inf if wait_ms < 0 else max(MIN_RETRY_S, wait_ms / 1000)
                 return Decision(False, wait_s, _text(res[1]), int(res[3]), int(res[4]))
             if status == "sync":
-                missing = bool(int(res[2]))
+                kind = int(res[2])
+                confirm_asked = confirm_asked or kind == SYNC_CONFIRM_RATE
                 try:
                     synced = self.sync(why=_text(res[1]))
                 except KeepaError as exc:
-                    if missing:
+                    if kind == SYNC_MISSING:
                         raise
-                    # Stale but present: decide on the estimate rather than fail the call.
+                    # Present: decide on the estimate rather than fail the call.
                     log.warning("tokens: sync from /token failed (%s); using the estimate", exc)
-                    synced = False
-                if not synced and missing:
-                    # Another worker is rebuilding the state right now.
-                    return Decision(False, 1.0, "syncing", 0, 0)
+                else:
+                    if not synced and kind != SYNC_STALE:
+                        # Another worker is rebuilding the state, or asking /token for
+                        # the rate, right now: its answer is the one to decide on.
+                        return Decision(False, 1.0, "syncing", 0, 0)
                 can_sync = False
                 continue
             if status == "nostate":
@@ -186,6 +199,13 @@ class TokenManager:
                     "no token state in Redis and no Keepa client to rebuild it from /token"
                 )
             if status == "impossible":
+                confirm_wait_ms = int(res[4])
+                if confirm_asked and confirm_wait_ms >= 0:
+                    # /token was asked but did not confirm the rate the verdict rests
+                    # on (its answer was older than the applied one, or it failed):
+                    # not "never" yet; ask again once its answer can be the newer.
+                    wait_s = confirm_wait_ms / 1000
+                    return Decision(False, wait_s, "rate_unconfirmed", int(res[5]), int(res[2]))
                 raise ImpossibleRequest(
                     f"{cls}: {_text(res[1])}",
                     cls=cls,
@@ -269,10 +289,14 @@ class TokenManager:
         self._settle(grant.id, None, sent_ms=grant.granted_at_ms)
 
     def _settle(
-        self, grant_id: str, env: TokenEnvelope | None, sent_ms: int | None
+        self,
+        grant_id: str,
+        env: TokenEnvelope | None,
+        sent_ms: int | None,
+        sent_seq: int | None = None,
     ) -> dict[str, Any]:
-        applied, stale, known, has_state, balance = self._scripts.settle(
-            self._now_arg(), grant_id, env, sent_ms
+        applied, stale, known, has_state, balance, warning = self._scripts.settle(
+            self._now_arg(), grant_id, env, sent_ms, sent_seq
         )
         result: dict[str, Any] = {
             "applied": bool(applied),
@@ -280,9 +304,12 @@ class TokenManager:
             "known_grant": bool(known),
             "balance": int(balance) if has_state else None,
         }
+        if warning:
+            # settle.lua words each trouble once, when it begins, for all workers.
+            log.warning("tokens: %s", _text(warning))
         if result["stale"]:
             log.debug(
-                "tokens: ignored a stale Keepa value (timestamp %s)",
+                "tokens: did not apply an older Keepa value (timestamp %s)",
                 env.timestamp_ms if env else "?",
             )
         return result
@@ -295,9 +322,14 @@ class TokenManager:
         if not self.redis.set(self.keys.token_sync_lock, "1", nx=True, ex=SYNC_LOCK_TTL_S):
             return False
         try:
+            # The grant count before the time: a grant in the same millisecond with a
+            # higher number was made after this request left (settle.lua orders by both).
+            # No state: the next grant is number 1.
+            seq = self.redis.hget(self.keys.token_state, "seq")
             sent_ms = self.now_ms()
             reply = self.keepa.token()
-            self._settle("", reply.envelope, sent_ms=sent_ms)
+            sent_seq = 0 if seq is None else int(seq)
+            self._settle("", reply.envelope, sent_ms=sent_ms, sent_seq=sent_seq)
             log.info(
                 "tokens: synced from Keepa /token (%s): balance %d, rate %d/min",
                 why,

@@ -13,6 +13,11 @@ from keepa_deals.config import TOKEN_CLASSES, Settings
 
 # Lower number, higher priority. The order also fixes the KEYS layout of the scripts.
 CLASS_PRIORITY = {"upsert": 0, "backfill": 1}
+# How far ahead of our clock (Redis TIME) a Keepa timestamp may be and still be applied.
+# Keepa stamps an answer before it reaches us, so only a clock error puts one ahead; a
+# stamp applied 10 minutes ahead made every correct answer after it "stale". NTP keeps
+# both clocks within milliseconds; a minute leaves room for a host without it.
+STAMP_AHEAD_MAX_S = 60
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,9 @@ class TokenPolicy:
     grant_ttl_s: int = 300
     demand_ttl_s: int = 300
     sync_interval_s: int = 1800
+    # KEEPA_PLAN_RATE: the rate decided on while Keepa has named none that can be a plan.
+    plan_rate: int = 5
+    stamp_ahead_max_s: int = STAMP_AHEAD_MAX_S
     _json: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -45,6 +53,8 @@ class TokenPolicy:
             "grant_ttl_ms": self.grant_ttl_s * 1000,
             "demand_ttl_ms": self.demand_ttl_s * 1000,
             "sync_interval_ms": self.sync_interval_s * 1000,
+            "plan_rate": self.plan_rate,
+            "stamp_ahead_ms": self.stamp_ahead_max_s * 1000,
             "classes": [
                 {
                     "name": c.name,
@@ -91,4 +101,5 @@ class TokenPolicy:
             grant_ttl_s=settings.grant_ttl_s,
             demand_ttl_s=settings.effective_demand_ttl_s,
             sync_interval_s=settings.token_sync_interval_s,
+            plan_rate=settings.plan_rate,
         )

@@ -6,6 +6,11 @@ encoded once here, and the call goes straight to `execute_command` (what redis-p
 `Script.__call__` ends in, less its per-call tuple building and isinstance checks).
 `Script.__call__`'s one duty kept here: after NOSCRIPT (a Redis restart or SCRIPT
 FLUSH empties the script cache) the script is loaded and the call retried once.
+
+A script that fails inside Redis raises TokenScriptError, naming the script: redis-py
+raises a plain ResponseError, a RedisError that status and doctor would report as
+"Redis unreachable". Redis's refusals with their own class (OOM, READONLY, NOPERM) and
+connection errors pass unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from redis.exceptions import NoScriptError
 
 from keepa_deals.infra.lua import lua_source
 from keepa_deals.keepa.envelope import TokenEnvelope
+from keepa_deals.tokens.errors import TokenScriptError
 
 _ENTRY_POINTS = ("acquire", "settle", "status", "recharge")
 
@@ -71,13 +77,20 @@ class TokenScripts:
         return self._call("acquire", now, cls, cost, _FLAG[can_sync])
 
     def settle(
-        self, now: str, grant_id: str, env: TokenEnvelope | None, sent_ms: int | None
+        self,
+        now: str,
+        grant_id: str,
+        env: TokenEnvelope | None,
+        sent_ms: int | None,
+        sent_seq: int | None = None,
     ) -> Any:
         """ARGV[3] grant id or ""; ARGV[4..8] tokensLeft, timestamp, refillIn, refillRate,
-        tokensConsumed ("" x 4 and "0" without a response); ARGV[9] sent ms or ""."""
+        tokensConsumed ("" x 4 and "0" without a response); ARGV[9] sent ms or "";
+        ARGV[10] the grant sequence number read before sending, or ""."""
         sent = _EMPTY if sent_ms is None else sent_ms
+        seq = _EMPTY if sent_seq is None else sent_seq
         if env is None:
-            return self._call("settle", now, grant_id, *_NO_SERVER, sent)
+            return self._call("settle", now, grant_id, *_NO_SERVER, sent, seq)
         # The envelope's fields are ints already: the encoder writes them as str() would.
         return self._call(
             "settle",
@@ -89,6 +102,7 @@ class TokenScripts:
             env.refill_rate,
             env.tokens_consumed,
             sent,
+            seq,
         )
 
     def status(self, now: str) -> Any:
@@ -100,9 +114,20 @@ class TokenScripts:
 
     def _call(self, name: str, now: str, *args: Any) -> Any:
         try:
-            return self._execute("EVALSHA", self._sha[name], *self._keys, now, self._config, *args)
-        except NoScriptError:
-            # Redis restarted or flushed its scripts: load this one and retry once. A
-            # second NOSCRIPT (flushed again in between) propagates, as with `Script`.
-            self._sha[name] = self._load(source(name))
-            return self._execute("EVALSHA", self._sha[name], *self._keys, now, self._config, *args)
+            try:
+                return self._execute(
+                    "EVALSHA", self._sha[name], *self._keys, now, self._config, *args
+                )
+            except NoScriptError:
+                # Redis restarted or flushed its scripts: load this one and retry once. A
+                # second NOSCRIPT (flushed again in between) propagates, as with `Script`.
+                self._sha[name] = self._load(source(name))
+                return self._execute(
+                    "EVALSHA", self._sha[name], *self._keys, now, self._config, *args
+                )
+        except redis.ResponseError as exc:
+            # Only the plain class: a script's runtime error. Its subclasses are Redis
+            # refusing (NOSCRIPT twice, OOM, READONLY, NOPERM) and keep their meaning.
+            if type(exc) is not redis.ResponseError:
+                raise
+            raise TokenScriptError(f"{name}.lua", str(exc)) from exc

@@ -114,6 +114,14 @@ class TokenSnapshot:
     next_refill_in_s: float
     grants_in_flight: int
     tokens_in_flight: int
+    # Tokens that answers not applied (stale, or stamped too far ahead) said they
+    # consumed: in the estimate until an answer sent after them is applied.
+    tokens_held: int
+    # A refillRate Keepa reported that is no plan (0 or less), while the budget keeps
+    # the last good one; None once Keepa reports a positive rate again.
+    keepa_rate_ignored: int | float | None
+    # Answers not applied for a timestamp too far ahead of our clock, in total.
+    keepa_stamps_rejected: int
     recharge: RechargeStatus
     classes: dict[str, ClassStatus]
     state: Literal["ok"] = "ok"
@@ -134,6 +142,9 @@ class TokenSnapshot:
             next_refill_in_s=round((snap["next_tick_ms"] - snap["now_ms"]) / 1000, 3),
             grants_in_flight=snap["inflight"],
             tokens_in_flight=snap["inflight_cost"],
+            tokens_held=snap.get("held", 0),
+            keepa_rate_ignored=snap.get("rate_ignored"),
+            keepa_stamps_rejected=snap.get("stamps_ahead", 0),
             recharge=RechargeStatus.from_script(snap["recharge"]),
             classes={name: ClassStatus.from_script(c) for name, c in snap["classes"].items()},
         )

@@ -39,13 +39,18 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def make_manager(backend: Any, clock: ManualClock, prefix: str) -> ManagerFactory:
-    """A TokenManager on a virtual clock, optionally seeded from a Keepa bucket."""
+    """A TokenManager on a virtual clock, optionally seeded from a Keepa bucket, and
+    optionally with a Keepa stand-in to sync from (tests/tokens/token_endpoint.py)."""
 
     def factory(
-        settings: Settings | None = None, bucket: KeepaBucket | None = None, **overrides: Any
+        settings: Settings | None = None,
+        bucket: KeepaBucket | None = None,
+        keepa: Any = None,
+        **overrides: Any,
     ) -> TokenManager:
         s = replace(settings or Settings(), **overrides) if overrides else (settings or Settings())
-        tm = TokenManager(backend, TokenPolicy.from_settings(s), RedisKeys(prefix), clock=clock)
+        policy = TokenPolicy.from_settings(s)
+        tm = TokenManager(backend, policy, RedisKeys(prefix), clock=clock, keepa=keepa)
         if bucket is not None:
             if bucket.now_s == 0:
                 bucket.rebase(clock.now())

@@ -142,7 +142,7 @@ def test_waiting_never_polls_keepa(make_manager: ManagerFactory, clock: ManualCl
     bucket = KeepaBucket(balance=0, now_s=clock.now())
     keepa = CountingKeepa(bucket, clock)
     tm = make_manager()  # no state in Redis yet: the first call syncs
-    tm.keepa = keepa  # type: ignore[assignment]
+    tm.keepa = keepa
     start = clock.now()
     grant = tm.acquire("upsert", 100, max_wait_s=3 * 3600)
     assert grant.cost == 100 and clock.now() - start == pytest.approx(6 * 60, abs=60)
@@ -286,7 +286,7 @@ def test_no_keepa_answer_for_the_sync_interval_resyncs_once(
     bucket = KeepaBucket(balance=200)
     tm = make_manager(bucket=bucket, token_sync_interval_s=1800)
     keepa = CountingKeepa(bucket, clock)
-    tm.keepa = keepa  # type: ignore[assignment]
+    tm.keepa = keepa
     clock.advance(1800)  # exactly the interval: still fresh
     assert tm.try_acquire("upsert", 5).granted and keepa.calls == 0
     tm.observe(bucket.envelope(clock.now(), 5), sent_at_s=clock.now())
@@ -307,7 +307,7 @@ def test_a_grant_never_settled_resyncs_after_its_ttl(
     bucket = KeepaBucket(balance=200)
     tm = make_manager(bucket=bucket, grant_ttl_s=300)
     keepa = CountingKeepa(bucket, clock)
-    tm.keepa = keepa  # type: ignore[assignment]
+    tm.keepa = keepa
     lost = tm.try_acquire("upsert", 50)
     assert lost.granted and tm.status().as_dict()["grants_in_flight"] == 1
     bucket.charge(clock.now(), 50)  # Keepa charged it; nobody will settle it

@@ -14,6 +14,7 @@ from keepa_deals.infra.clock import ManualClock
 from keepa_deals.infra.redis_keys import RedisKeys
 from keepa_deals.keepa.envelope import TokenEnvelope
 from keepa_deals.tokens import TokenManager, TokenPolicy
+from keepa_deals.tokens.errors import TokenScriptError
 from keepa_deals.tokens.scripts import TokenScripts, source
 from tests.tokens.conftest import ManagerFactory
 from tests.tokens.model import KeepaBucket
@@ -67,6 +68,7 @@ def test_each_script_gets_the_keys_then_now_and_config_then_its_own_arguments() 
     )
     scripts.settle("", "12", env, 1_700_000_000_000)
     scripts.settle("5", "", None, None)
+    scripts.settle("6", "", None, 9, 4)
     scripts.status("")
     scripts.recharge("9", True)
     scripts.recharge("9", False)
@@ -75,7 +77,8 @@ def test_each_script_gets_the_keys_then_now_and_config_then_its_own_arguments() 
     assert client.calls == [
         wire(*head, sha("acquire"), *keys, "", CONFIG, "upsert", "5", "1"),
         wire(*head, sha("acquire"), *keys, "1700000000000", CONFIG, "backfill", "1", "0"),
-        # ARGV[4..8]: tokensLeft, timestamp, refillIn, refillRate, tokensConsumed.
+        # ARGV[4..8]: tokensLeft, timestamp, refillIn, refillRate, tokensConsumed;
+        # ARGV[9] sent ms, ARGV[10] the grant number read before sending.
         wire(
             *head,
             sha("settle"),
@@ -89,8 +92,10 @@ def test_each_script_gets_the_keys_then_now_and_config_then_its_own_arguments() 
             "20",
             "3",
             "1700000000000",
+            "",
         ),
-        wire(*head, sha("settle"), *keys, "5", CONFIG, "", "", "", "", "", "0", ""),
+        wire(*head, sha("settle"), *keys, "5", CONFIG, "", "", "", "", "", "0", "", ""),
+        wire(*head, sha("settle"), *keys, "6", CONFIG, "", "", "", "", "", "0", "9", "4"),
         wire(*head, sha("status"), *keys, "", CONFIG),
         wire(*head, sha("recharge"), *keys, "9", CONFIG, "1"),
         wire(*head, sha("recharge"), *keys, "9", CONFIG, "0"),
@@ -121,12 +126,53 @@ def test_a_second_noscript_is_not_retried_again() -> None:
     assert len(client.loads) == 1 and len(client.calls) == 2
 
 
-def test_other_errors_are_not_retried() -> None:
-    client = Recorder(raise_first=[redis.ResponseError("ERR boom")])
+def test_a_script_error_is_a_token_script_error_not_a_redis_error() -> None:
+    """Not retried, and not a RedisError: status and doctor read those as "Redis
+    unreachable" (a failing status.lua was reported so, issue 10)."""
+    client = Recorder(raise_first=[redis.ResponseError("user_script:475: boom")])
     scripts = TokenScripts(client, KEYS, CONFIG)
-    with pytest.raises(redis.ResponseError, match="boom"):
+    with pytest.raises(TokenScriptError) as info:
         scripts.status("")
+    assert not isinstance(info.value, redis.RedisError)
+    assert (info.value.script, info.value.detail) == ("status.lua", "user_script:475: boom")
+    assert str(info.value) == "token script status.lua failed in Redis: user_script:475: boom"
     assert client.loads == [] and len(client.calls) == 1
+
+
+def test_a_script_error_after_a_reload_is_a_token_script_error_too() -> None:
+    client = Recorder(
+        raise_first=[NoScriptError("No matching script"), redis.ResponseError("boom")]
+    )
+    with pytest.raises(TokenScriptError, match=r"acquire\.lua"):
+        TokenScripts(client, KEYS, CONFIG).acquire("", "upsert", 5, True)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        redis.exceptions.OutOfMemoryError("OOM command not allowed"),
+        redis.exceptions.ReadOnlyError("READONLY You can't write against a read only replica"),
+        redis.ConnectionError("Connection refused"),
+    ],
+)
+def test_redis_refusing_or_unreachable_keeps_its_own_error(error: redis.RedisError) -> None:
+    client = Recorder(raise_first=[error])
+    with pytest.raises(type(error)):
+        TokenScripts(client, KEYS, CONFIG).settle("", "", None, None)
+
+
+def test_a_script_failing_on_real_redis_names_the_script(
+    redis_client: redis.Redis, prefix: str, clock: ManualClock
+) -> None:
+    """State no script writes (a class's last cost that is no number): status.lua fails
+    inside Redis, and the error says which script, with Redis's text."""
+    tm = TokenManager(redis_client, TokenPolicy.from_settings(Settings()), RedisKeys(prefix), clock)
+    tm.observe(KeepaBucket(balance=300, now_s=clock.now()).envelope(clock.now(), 0))
+    redis_client.hset(tm.keys.token_class("backfill"), "last_cost", "lots")
+    with pytest.raises(TokenScriptError) as info:
+        tm.status()
+    assert info.value.script == "status.lua"
+    assert "user_script" in info.value.detail
 
 
 def test_decisions_go_on_after_the_script_cache_is_flushed(

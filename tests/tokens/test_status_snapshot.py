@@ -18,6 +18,9 @@ SCRIPT_REPLY: dict[str, Any] = {
     "next_tick_ms": 1_004_250,
     "inflight": 1,
     "inflight_cost": 6,
+    "held": 4,
+    "rate_ignored": 0,
+    "stamps_ahead": 2,
     "recharge": {
         "active": True,
         "since_ms": 990_000,
@@ -67,6 +70,9 @@ def test_the_json_form_has_the_keys_and_values_status_json_always_printed() -> N
         "next_refill_in_s": 4.25,
         "grants_in_flight": 1,
         "tokens_in_flight": 6,
+        "tokens_held": 4,
+        "keepa_rate_ignored": 0,
+        "keepa_stamps_rejected": 2,
         "recharge": {
             "active": True,
             "since": 990.0,

@@ -11,7 +11,11 @@
 -- Common ARGV:
 --   ARGV[1]  now in unix ms, or "" to read the Redis server's TIME (one clock for all hosts)
 --   ARGV[2]  config JSON: {floor, low, high, timeout_ms, grant_ttl_ms, demand_ttl_ms,
---            sync_interval_ms, classes: [{name, priority, threshold, share, gated}]}
+--            sync_interval_ms, plan_rate, stamp_ahead_ms,
+--            classes: [{name, priority, threshold, share, gated}]}
+--            plan_rate (tokens/min) is the configured rate (KEEPA_PLAN_RATE): the rate used
+--            while Keepa has named none that can be a plan (0 or less). stamp_ahead_ms is
+--            how far ahead of our clock a Keepa timestamp may be and still be applied.
 -- Units: tokens are integers (credit is fractional), times are unix milliseconds,
 -- rates are tokens per minute. Keepa refills in one tick a minute.
 
@@ -71,6 +75,50 @@ local function max_wait(a, b)
   return math.max(a, b)
 end
 
+local function set_st(ctx, field, value)
+  ctx.st[field] = value
+  ctx.st_dirty[field] = true
+end
+
+-- A refill rate that can be a plan: a number above 0. Keepa has answered 0; a rate of 0
+-- makes capacity 0 (every request "impossible") and every wait infinite.
+local function plan_rate_ok(rate)
+  return rate ~= nil and rate > 0 and rate < math.huge
+end
+
+-- A grant's class, cost, granted_ms and sequence number from its id. A grant made
+-- before ids carried their class and cost (an upgrade with calls in flight) has its
+-- record in the grants hash, and no time. Without a record (only if that hash was
+-- deleted by hand) there is nothing known to subtract, as with the old scripts: nil.
+local function grant_record(ctx, id)
+  local granted_ms, seq, cls, cost = string.match(id, '^(%d+)%.(%d+)|([^|]+)|(%d+)$')
+  if cls == nil then
+    local g = redis.call('HGET', ctx.keys[3], id)
+    if not g then return nil end
+    cls, cost = string.match(g, '^([^|]+)|(%d+)$')
+    if cls == nil then return nil end
+  end
+  return cls, tonumber(cost), tonumber(granted_ms), tonumber(seq)
+end
+
+-- The in-flight total and count, recounted from the set: the set is the record, the
+-- total only its sum. O(grants in flight): load() calls it only when the set's size
+-- and the count disagree (the set deleted or evicted, a member removed by hand), and
+-- settle.lua when a sync is applied. Returns the highest grant number in the set.
+local function recount_inflight(ctx)
+  local ids = redis.call('ZRANGE', ctx.keys[2], 0, -1)
+  local total, top_seq = 0, 0
+  for _, id in ipairs(ids) do
+    local cls, cost, _, seq = grant_record(ctx, id)
+    if cls ~= nil then total = total + cost end
+    if seq ~= nil and seq > top_seq then top_seq = seq end
+  end
+  ctx.inflight_cost = total
+  set_st(ctx, 'inflight_cost', total)
+  set_st(ctx, 'inflight_n', #ids)
+  return top_seq
+end
+
 local function load(keys, argv)
   local cfg = cjson.decode(argv[2])
   local ctx = {cfg = cfg, now = now_ms(argv[1]), keys = keys, n = #cfg.classes}
@@ -82,23 +130,32 @@ local function load(keys, argv)
     ctx.classes[i] = {cfg = c, h = hgetall(keys[3 + i]), dirty = {}, idx = i}
     ctx.classes[c.name] = ctx.classes[i]
   end
-  if ctx.st.rate == nil then
+  -- Missing unless Keepa's number, its phase and a rate are all there: a hash with
+  -- only some fields (an answer's bookkeeping while no state was rebuilt, a field
+  -- deleted by hand) is rebuilt from /token like no hash at all.
+  ctx.balance = tonumber(ctx.st.balance)
+  ctx.next_tick = tonumber(ctx.st.next_tick_ms)
+  if ctx.st.rate == nil or ctx.balance == nil or ctx.next_tick == nil then
     ctx.missing = true
     return ctx
   end
   ctx.rate = tonumber(ctx.st.rate)
+  if not plan_rate_ok(ctx.rate) then
+    -- Only the scripts before 2026-12-08 stored such a rate. Decide on the configured
+    -- one; acquire asks /token for Keepa's.
+    ctx.rate = cfg.plan_rate
+    ctx.rate_invalid = true
+  end
   ctx.cap = 60 * ctx.rate
-  ctx.balance = tonumber(ctx.st.balance)
-  ctx.next_tick = tonumber(ctx.st.next_tick_ms)
   ctx.inflight_cost = num(ctx.st.inflight_cost, 0)
+  -- One ZCARD a call keeps the total true to the set: after `DEL tokens:inflight` a
+  -- total that moved only by +-cost kept the estimate low for good (issue 10).
+  if redis.call('ZCARD', keys[2]) ~= num(ctx.st.inflight_n, -1) then
+    recount_inflight(ctx)
+  end
   ctx.est = project(ctx) - ctx.inflight_cost
   ctx.high = math.min(cfg.high, ctx.cap)
   return ctx
-end
-
-local function set_st(ctx, field, value)
-  ctx.st[field] = value
-  ctx.st_dirty[field] = true
 end
 
 local function set_cls(c, field, value)
@@ -400,21 +457,39 @@ end
 -- Forget a grant: it settled, or a newer server value already includes its charge.
 local function drop_grant(ctx, id)
   if redis.call('ZREM', ctx.keys[2], id) == 0 then return nil end
-  local granted_ms, cls, cost = string.match(id, '^(%d+)%.%d+|([^|]+)|(%d+)$')
-  if cls == nil then
-    -- A grant made before ids carried their class and cost (an upgrade with calls in
-    -- flight): its record is in the grants hash. Without one (only if that hash was
-    -- deleted by hand) there is nothing known to subtract, as with the old scripts.
-    local g = redis.call('HGET', ctx.keys[3], id)
-    if not g then return nil end
-    redis.call('HDEL', ctx.keys[3], id)
-    cls, cost = string.match(g, '^([^|]+)|(%d+)$')
-    if cls == nil then return nil end
-  end
-  cost = tonumber(cost)
+  set_st(ctx, 'inflight_n', math.max(0, num(ctx.st.inflight_n, 1) - 1))
+  local cls, cost, granted_ms, seq = grant_record(ctx, id)
+  if string.find(id, '|', 1, true) == nil then redis.call('HDEL', ctx.keys[3], id) end
+  if cls == nil then return nil end
   ctx.inflight_cost = math.max(0, ctx.inflight_cost - cost)
   set_st(ctx, 'inflight_cost', ctx.inflight_cost)
-  return cls, cost, tonumber(granted_ms)
+  return cls, cost, granted_ms, seq
+end
+
+-- Subtract `tokens` from the estimate's base. The base is first moved to now: the
+-- balance projected to now (capped, as Keepa caps it) less the tokens, with the ticks
+-- since counted from now on. Subtracting after the cap instead (as for grants in
+-- flight, which leave soon) would keep the estimate that much below a full bucket for
+-- as long as the charge stays. Keepa's own number stays in keepa_left.
+local function rebase_less(ctx, tokens)
+  local k = ticks_through(ctx, ctx.now)
+  if ctx.st.keepa_left == nil then set_st(ctx, 'keepa_left', ctx.balance) end
+  ctx.balance = math.min(ctx.cap, ctx.balance + k * ctx.rate) - tokens
+  ctx.next_tick = ctx.next_tick + k * TICK_MS
+  set_st(ctx, 'balance', ctx.balance)
+  set_st(ctx, 'next_tick_ms', ctx.next_tick)
+end
+
+-- Charge what an answer that is not applied says its call consumed, when the applied
+-- number may not include it. The charge is held (`held`, tokens) until an answer whose
+-- request was sent after it arrived (`held_until_ms`, in a later millisecond) is
+-- applied: Keepa had run the call by then. An applied answer sent earlier may still
+-- lack it, so the charge outlives that answer (settle.lua subtracts it again).
+local function hold(ctx, tokens)
+  if tokens <= 0 then return end
+  set_st(ctx, 'held', num(ctx.st.held, 0) + tokens)
+  set_st(ctx, 'held_until_ms', math.max(num(ctx.st.held_until_ms, 0), ctx.now))
+  rebase_less(ctx, tokens)
 end
 
 local function refresh_estimate(ctx)
