@@ -27,14 +27,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import click
 import redis
-from dotenv import dotenv_values
 
-from keepa_deals.cli.common import fail, load_settings
+from keepa_deals.cli.common import (
+    DEMO_STATE_PATH,
+    configured_values,
+    fail,
+    load_settings,
+    read_demo_state,
+    remove_demo_state,
+    write_demo_state,
+)
 from keepa_deals.cli.dashboard import start_with_run as start_dashboard
 from keepa_deals.config import Settings, mask_url_password
 from keepa_deals.errors import KeepaDealsError
@@ -67,17 +73,6 @@ def _ignore_stop_signals() -> None:
     and leave a redis-server behind."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-
-
-def configured_values(
-    environ: Mapping[str, str], dotenv_path: Path = Path(".env")
-) -> dict[str, str]:
-    """The raw settings as `Settings.from_env` reads them: `.env`, then the environment."""
-    merged: dict[str, str] = {}
-    if dotenv_path.is_file():
-        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-    merged.update(environ)
-    return merged
 
 
 def simulator_time_error(values: Mapping[str, str]) -> str | None:
@@ -162,7 +157,13 @@ def run_command(
     problem = simulator_time_error(configured_values(os.environ))
     if problem:
         fail(problem)
-    settings = load_settings()
+    # Its own settings only: never those of another demo's state file.
+    settings = load_settings(use_demo_state=False)
+    if not settings.keepa_api_key and (other := read_demo_state()) is not None:
+        fail(
+            f"a keepa-deals run demo is already running from this directory (pid "
+            f"{other.pid}, see {DEMO_STATE_PATH}): stop it first (Ctrl-C in its terminal)"
+        )
     # Ctrl-C, systemd's or kill's SIGTERM, and a closed terminal's SIGHUP: one cleanup.
     for signum in STOP_SIGNALS:
         signal.signal(signum, _interrupt)
@@ -171,6 +172,7 @@ def run_command(
     try:
         if not settings.keepa_api_key:
             _start_simulator(sim_rate, sim_seed, env, cleanups)
+        demo = not settings.keepa_api_key
         _start_redis(settings, env, cleanups)
         try:
             settings = Settings.from_env(environ=env)
@@ -178,6 +180,8 @@ def run_command(
                 click.echo(f"{check.name}: {check.outcome} ({check.detail})")
         except (KeepaDealsError, PreflightFailed) as exc:
             fail(str(exc))
+        if demo:
+            _share_demo_state(settings, env, cleanups)
         start_dashboard(env, cleanups)
         _run_worker(settings, env, loglevel, progress_every_s)
     finally:
@@ -185,6 +189,24 @@ def run_command(
         for cleanup in reversed(cleanups):
             cleanup()
         click.echo("stopped everything keepa-deals run started")
+
+
+def _share_demo_state(settings: Settings, env: dict[str, str], cleanups: Cleanups) -> None:
+    """Tell status, doctor and a dashboard started in another terminal (in this
+    directory, without a key) where the demo keeps its state; gone when we stop."""
+    cleanups.append(remove_demo_state)
+    write_demo_state(
+        {
+            "DEALS_DB_PATH": os.path.abspath(settings.deals_db_path),
+            "KEEPA_REDIS_PREFIX": settings.redis_prefix,
+            "REDIS_URL": settings.redis_url,
+            "KEEPA_API_URL": settings.keepa_api_url,
+        }
+    )
+    click.echo(
+        f"demo state: {DEMO_STATE_PATH} (keepa-deals status, doctor and dashboard in "
+        "another terminal here use it while this runs)"
+    )
 
 
 def _start_simulator(

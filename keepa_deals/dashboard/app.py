@@ -167,6 +167,7 @@ def create_app(
 
 def _warm(d: Dashboard) -> None:
     try:
+        pages.category_list(d)  # the deals page's category filter: the most visited page
         d.snapshot("health", lambda: health.read_health(d))
         d.snapshot("metrics", metrics.HarvestCollector(d).read_database)
     except Exception:  # a page computes it then, and says what failed

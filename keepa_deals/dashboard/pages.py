@@ -34,7 +34,7 @@ from keepa_deals.dashboard.history import price_history
 from keepa_deals.dashboard.params import deal_filters, deal_sort, my_costs
 from keepa_deals.dashboard.reports import rejection_summary
 from keepa_deals.dashboard.security import CSRF_FIELD, csrf_ok, csrf_token
-from keepa_deals.dashboard.state import Dashboard, dash
+from keepa_deals.dashboard.state import CATEGORIES_EVERY_S, Dashboard, dash
 
 router = APIRouter(include_in_schema=False)
 COSTS_COOKIE_S = 365 * 86_400
@@ -85,6 +85,19 @@ def _query(request: Request, **changes: str | None) -> str:
     return urlencode(items)
 
 
+def category_list(d: Dashboard) -> list[str]:
+    """The category filter's choices. Reading them scans every accepted deal (1.3 s at
+    400 000): computed at start-up and refreshed in the background, so no visitor of
+    the deals page waits for it, not even every CATEGORIES_EVERY_S."""
+
+    def compute() -> list[str]:
+        with reading(d.settings) as conn:
+            return categories(conn)
+
+    value, _ = d.snapshot("categories", compute, every_s=CATEGORIES_EVERY_S)
+    return list(value)
+
+
 @router.get("/", response_class=HTMLResponse)
 def deals_view(
     request: Request,
@@ -102,7 +115,7 @@ def deals_view(
             conn, filters.with_costs(costs), sort, costs, limit=size, after=after, now_s=now_s
         )
         mark_s = newest_first_seen_s(conn)
-        cats: list[str] = d.categories.get(lambda: categories(conn))
+    cats = category_list(d)
     sort_links = {
         column: _query(
             request,

@@ -47,25 +47,6 @@ class DoctorCache:
         return list(checks), age_s
 
 
-class TimedCache:
-    """One value, recomputed at most every `every_s`: for what is costly to read and
-    changes slowly (the category list scans every accepted deal)."""
-
-    def __init__(self, every_s: float) -> None:
-        self.every_s = every_s
-        self._lock = threading.Lock()
-        self._at_s: float | None = None
-        self._value: Any = None
-
-    def get(self, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            now = time.monotonic()
-            if self._at_s is None or now - self._at_s >= self.every_s:
-                self._value = compute()
-                self._at_s = time.monotonic()
-            return self._value
-
-
 class Refreshed:
     """A value that is costly to compute (a scan of a million rows), served from its
     last computation while a background thread brings it up to date: a request never
@@ -119,14 +100,15 @@ class Dashboard:
     templates: Jinja2Templates
     doctor: DoctorCache
     clock: Callable[[], float] | None = None
-    categories: TimedCache = field(default_factory=lambda: TimedCache(CATEGORIES_EVERY_S))
     snapshots: dict[str, Refreshed] = field(default_factory=dict)
 
-    def snapshot(self, name: str, compute: Callable[[], Any]) -> tuple[Any, float]:
-        """`compute()`'s result, refreshed in the background every SNAPSHOT_EVERY_S."""
+    def snapshot(
+        self, name: str, compute: Callable[[], Any], every_s: float = SNAPSHOT_EVERY_S
+    ) -> tuple[Any, float]:
+        """`compute()`'s result, refreshed in the background every `every_s`."""
         cached = self.snapshots.get(name)
         if cached is None:
-            cached = self.snapshots.setdefault(name, Refreshed(SNAPSHOT_EVERY_S, compute))
+            cached = self.snapshots.setdefault(name, Refreshed(every_s, compute))
         value, age_s = cached.get()
         return value, age_s
 

@@ -66,6 +66,11 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # Task events for Flower (and `celery events`): received with the arguments,
+        # started, succeeded with the result, failed with the error. A few small
+        # messages per run, and Redis drops them when nobody listens.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "beat_schedule": {
             "update-recent-deals": {
                 "task": UPSERT_TASK,

@@ -6,6 +6,7 @@ terminal's Ctrl-C does. Every wait is bounded; processes are found through /proc
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -91,6 +92,7 @@ class RunCommand:
     out_path: Path
     err_path: Path
     db_path: Path
+    cwd: Path
 
     def out(self) -> str:
         return self.out_path.read_text(errors="replace")
@@ -146,7 +148,7 @@ def start_run(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], RunCommand]
                 stderr=err_file,
                 start_new_session=True,  # its own process group, as in a terminal
             )
-        run = RunCommand(proc, out, err, Path(env["DEALS_DB_PATH"]))
+        run = RunCommand(proc, out, err, Path(env["DEALS_DB_PATH"]), tmp_path)
         started.append(run)
         return run
 
@@ -157,6 +159,20 @@ def start_run(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], RunCommand]
                 os.kill(proc.pid, signal.SIGKILL)
             run.proc.kill()
             run.proc.wait()
+
+
+def other_terminal_status(run: RunCommand) -> subprocess.CompletedProcess[str]:
+    """`keepa-deals status --json` as from a second terminal in the demo's directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEEPA_", "REDIS_", "DEALS_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "keepa_deals", "status", "--json"],
+        env=env,
+        cwd=run.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def wait_exit(run: RunCommand) -> int:
@@ -181,12 +197,27 @@ def test_without_a_key_it_says_simulator_first_deals_arrive_and_ctrl_c_stops_all
     assert f"redis: using {redis_server.url}\n" in run.out()
     run.wait_for(lambda: run.accepted_deals() > 0, 60, "accepted deals in the database")
 
+    # Another terminal in the same directory, with no flags and none of the demo's
+    # settings, sees the demo's database and token state.
+    seen = other_terminal_status(run)
+    assert seen.returncode == 0, seen.stderr
+    assert seen.stderr.startswith("using the running demo's state (var/demo.env, pid ")
+    report = json.loads(seen.stdout)
+    assert report["database"]["state"] == "ok"
+    assert report["database"]["deals_by_status"]["accepted"] > 0
+    assert report["tokens"]["state"] == "ok"
+
     children = descendants(run.proc.pid)
     assert run.worker() is not None
     assert not [p for p in children if p.comm == "redis-server"]  # REDIS_URL answered
     run.ctrl_c()
     assert wait_exit(run) == 0
     assert run.out().splitlines()[-1] == "stopped everything keepa-deals run started"
+    # Stopped: the state file is gone and another terminal falls back to its own settings.
+    assert not (run.cwd / "var" / "demo.env").exists()
+    after = other_terminal_status(run)
+    assert "demo" not in after.stderr
+    assert json.loads(after.stdout)["database"]["state"] == "missing"
     assert [p for p in children if alive(p)] == []  # worker, its pool, its beat: all gone
     # The worker stopped cleanly: locks released, every run closed, no grant in flight.
     assert redis_client.keys(f"{prefix}lock:*") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from collections.abc import Callable
@@ -10,6 +11,8 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from keepa_deals.config import Settings
+from keepa_deals.dashboard.db import reading
+from keepa_deals.dashboard.deals import categories
 from keepa_deals.dashboard.state import DoctorCache, Refreshed
 from keepa_deals.infra.checks import Check
 from keepa_deals.tokens import TokenManager
@@ -169,3 +172,23 @@ def test_start_up_computes_the_snapshots_before_the_first_visitor(
         assert series is not None
         families, _ = dash.snapshots["metrics"].get()
         assert "keepa_deals_deals" in {f.name for f in families}
+
+
+def test_start_up_reads_the_category_list_so_no_deals_page_visitor_waits_for_it(
+    make_client: ClientFactory,
+) -> None:
+    """The category filter's choices scan every accepted deal (1.3 s at 400 000): read
+    at start-up and refreshed in the background, never in a visitor's request."""
+    client = make_client()
+    dash = client.app.state.dash  # type: ignore[attr-defined]
+    with client:
+        deadline = time.monotonic() + 60
+        while "categories" not in dash.snapshots:
+            assert time.monotonic() < deadline, dash.snapshots
+            time.sleep(0.01)
+        cats, _ = dash.snapshots["categories"].get()
+        with reading(dash.settings) as conn:
+            assert cats == categories(conn) and cats  # the fixture's accepted deals have some
+        # The page shows what start-up read.
+        page = client.get("/")
+        assert all(f">{html.escape(name)}</option>" in page.text for name in cats)

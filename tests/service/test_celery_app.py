@@ -8,10 +8,18 @@ transport replaced by keepa_deals.service.broker_transport.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import kombu.transport
@@ -24,6 +32,7 @@ from kombu.connection import Connection as _Connection
 
 from keepa_deals.config import Settings
 from keepa_deals.infra.redis_server import RedisServerProcess
+from keepa_deals.keepa_sim import KeepaSimulator
 from keepa_deals.service import broker_transport, celery_app
 from keepa_deals.service.celery_app import (
     BACKFILL_QUEUE,
@@ -367,3 +376,80 @@ def test_celery_config_app_is_configured_from_the_settings() -> None:
     assert set(module.app.conf.beat_schedule) == {"update-recent-deals", "backfill-deals"}
     assert module.app.conf.task_acks_late is True
     assert module.app.conf.worker_prefetch_multiplier == 1
+
+
+# --- task events, for Flower -------------------------------------------------------------
+
+
+def test_task_events_are_on_for_flower() -> None:
+    assert conf()["worker_send_task_events"] is True
+    assert conf()["task_send_sent_event"] is True
+
+
+@pytest.mark.slow
+def test_a_real_worker_sends_the_events_flower_shows_with_arguments_and_result(
+    redis_server: RedisServerProcess, prefix: str, tmp_path: Path, new_app: AppFactory
+) -> None:
+    """What Flower sees: a real worker (as `keepa-deals worker` starts it) runs the
+    backfiller against the simulator, and an EventReceiver on the same app gets
+    task-received (with the arguments), task-started and task-succeeded (with the result)."""
+    sim = KeepaSimulator(seed=11, refill_rate=300, clock="wall", catalogue_size=600).start()
+    values = {
+        "REDIS_URL": redis_server.url,
+        "KEEPA_REDIS_PREFIX": prefix,
+        "DEALS_DB_PATH": str(tmp_path / "deals.db"),
+        "KEEPA_API_URL": sim.url,
+        "KEEPA_API_KEY": "eventstestkey0123456789abcdef",
+        "HARVEST_MAX_RUN_S": "10",  # a short run: the test waits for its end
+    }
+    app = new_app(Settings.from_mapping(values))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEEPA_", "REDIS_"))}
+    env.update(values, PYTHONUNBUFFERED="1")
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "keepa_deals", "worker", "--loglevel", "INFO"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    events: list[dict[str, Any]] = []
+    try:
+        with app.connection_for_read() as conn:
+            receiver = app.events.Receiver(conn, handlers={"*": events.append})
+            # Its queue is bound before the task is sent: no event is missed.
+            with receiver.consumer_context(wakeup=False) as (bound, _, _):
+                sent = app.send_task(BACKFILL_TASK, queue=BACKFILL_QUEUE)
+
+                def seen(kind: str) -> list[dict[str, Any]]:
+                    return [e for e in events if e["type"] == kind and e.get("uuid") == sent.id]
+
+                deadline = time.monotonic() + 120  # generous: a loaded machine, worker start
+                while not seen("task-succeeded") and not seen("task-failed"):
+                    if worker.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(
+                            f"no task-succeeded within 120 s (worker exit {worker.poll()}); "
+                            f"events {[e['type'] for e in events]}\n"
+                            + log_path.read_text(errors="replace")[-4000:]
+                        )
+                    with contextlib.suppress(TimeoutError, socket.timeout):
+                        bound.drain_events(timeout=1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        sim.stop()
+    assert seen("task-failed") == []
+    # (task-sent comes from the sender, not the worker: not asserted here.)
+    (received,) = seen("task-received")
+    assert received["name"] == BACKFILL_TASK
+    assert (received["args"], received["kwargs"]) == ("()", "{}")
+    (succeeded,) = seen("task-succeeded")
+    # The run's summary, as the task returned it (Flower shows this repr).
+    assert "'task': 'backfill'" in succeeded["result"]
